@@ -1,0 +1,189 @@
+"""ferkit's checkpoint format: ``model.safetensors`` + ``config.json`` in one directory.
+
+Safetensors cannot execute code, so loading a checkpoint never unpickles anything; the
+legacy ``.pth``/``.pt`` files of upstream projects are read with ``weights_only=True``
+(:func:`read_state_dict`), and :mod:`ferkit.models.convert` maps their keys.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from ferkit.config import ModelConfig
+from ferkit.errors import CheckpointError
+
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+
+
+def save_checkpoint(
+    model: nn.Module,
+    directory: str | Path,
+    *,
+    metrics: Mapping[str, Any] | None = None,
+    provenance: Mapping[str, Any] | None = None,
+    half: bool = False,
+) -> Path:
+    """Write ``model`` (built by :func:`ferkit.create_model`) to ``directory``.
+
+    ``metrics`` and ``provenance`` are merged into the saved config.  ``half=True`` stores
+    floating-point weights as fp16 (they are cast back to fp32 when loaded).  Files are
+    written to temporaries first and renamed, so an interrupted save never leaves a
+    half-written checkpoint behind.
+    """
+    cfg = _config_of(model)
+    if metrics:
+        cfg = cfg.replace(metrics={**cfg.metrics, **metrics})
+    if provenance:
+        cfg = cfg.replace(provenance={**cfg.provenance, **provenance})
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {}
+    for key, value in model.state_dict().items():
+        value = value.detach().cpu().contiguous()
+        if half and value.is_floating_point():
+            value = value.half()
+        state[key] = value
+    _atomic_write(directory / WEIGHTS_NAME, lambda p: save_file(state, str(p),
+                                                                 metadata={"format": "pt"}))
+    _atomic_write(directory / CONFIG_NAME, lambda p: p.write_text(cfg.to_json()))
+    model.ferkit_config = cfg
+    return directory
+
+
+def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> nn.Module:
+    """Build the model a checkpoint describes and load its weights (eval mode).
+
+    ``path`` is a checkpoint directory, its ``model.safetensors`` or ``config.json``, or
+    the name of weights shipped with ferkit (``"default"``).
+    """
+    from ferkit.models.registry import build_from_config
+
+    directory = resolve_checkpoint_dir(path)
+    cfg = read_config(directory)
+    model = build_from_config(cfg)
+    state = read_state_dict(directory / WEIGHTS_NAME)
+    load_state_dict_strict(model, state, source=str(directory / WEIGHTS_NAME))
+    model.to(map_location)
+    model.eval()
+    return model
+
+
+def resolve_checkpoint_dir(path: str | Path) -> Path:
+    """The checkpoint directory for a path or a shipped-weights name."""
+    from ferkit.weights import shipped_weights_dir
+
+    candidate = Path(path)
+    if not candidate.exists():
+        shipped = shipped_weights_dir(str(path))
+        if shipped is not None:
+            return shipped
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} not found: give a directory holding {WEIGHTS_NAME} and "
+            f"{CONFIG_NAME}, or a shipped model name (`ferkit models list`)"
+        )
+    directory = candidate.parent if candidate.is_file() else candidate
+    missing = [n for n in (WEIGHTS_NAME, CONFIG_NAME) if not (directory / n).is_file()]
+    if missing:
+        raise CheckpointError(
+            f"{directory} is not a ferkit checkpoint: missing {', '.join(missing)}. "
+            "Upstream .pth files are imported with `ferkit.models.convert`"
+        )
+    return directory
+
+
+def read_config(directory: str | Path) -> ModelConfig:
+    path = Path(directory) / CONFIG_NAME
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{path} must hold a JSON object")
+    return ModelConfig.from_dict(raw, source=str(path))
+
+
+def read_state_dict(path: str | Path) -> dict[str, Tensor]:
+    """Tensors from a ``.safetensors`` file, or from a ``.pth``/``.pt`` without unpickling code.
+
+    Returns the raw mapping as stored (upstream wrappers such as ``{"model_state_dict": …}``
+    are left for the converters to unwrap).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"weights file {path} not found")
+    if path.suffix == ".safetensors":
+        try:
+            return load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise CheckpointError(f"{path} is not a readable safetensors file: {exc}") from exc
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        # weights_only refuses pickled code objects: report that plainly, never fall back.
+        raise CheckpointError(
+            f"cannot read {path} as a tensor checkpoint ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}). ferkit only loads "
+            "plain tensors (torch.load weights_only=True); re-save the state_dict alone"
+        ) from exc
+
+
+def load_state_dict_strict(model: nn.Module, state: Mapping[str, Tensor], *, source: str) -> None:
+    """Load ``state`` into ``model``, failing with the missing/unexpected/mis-shaped keys."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    mismatched = [
+        f"{k} (file {tuple(state[k].shape)} vs model {tuple(own[k].shape)})"
+        for k in own
+        if k in state and tuple(state[k].shape) != tuple(own[k].shape)
+    ]
+    if missing or unexpected or mismatched:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} keys: {_preview(missing)}")
+        if unexpected:
+            parts.append(f"unexpected {len(unexpected)} keys: {_preview(unexpected)}")
+        if mismatched:
+            parts.append(f"{len(mismatched)} shape mismatches: {_preview(mismatched)}")
+        raise CheckpointError(
+            f"weights in {source} do not fit {type(model).__name__}: " + "; ".join(parts)
+        )
+    cast = {k: v.to(own[k].dtype) if v.is_floating_point() else v for k, v in state.items()}
+    model.load_state_dict(cast, strict=True)
+
+
+def _config_of(model: nn.Module) -> ModelConfig:
+    cfg = getattr(model, "ferkit_config", None)
+    if not isinstance(cfg, ModelConfig):
+        raise CheckpointError(
+            "this model has no ferkit_config; build it with ferkit.create_model() so the "
+            "checkpoint records its architecture, classes and preprocessing"
+        )
+    return cfg
+
+
+def _preview(items: list[str], limit: int = 6) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f", … (+{len(items) - limit} more)" if len(items) > limit else "")
+
+
+def _atomic_write(target: Path, write) -> None:
+    fd, tmp_name = tempfile.mkstemp(prefix=target.name + ".", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        tmp.replace(target)
+    finally:
+        tmp.unlink(missing_ok=True)

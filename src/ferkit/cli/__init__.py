@@ -1,0 +1,68 @@
+"""The ``ferkit`` command line: ``ferkit COMMAND [ARGS]``.
+
+Each command group lives in its own module with a ``register(app)`` function and imports
+heavy libraries inside its commands, so ``ferkit --help`` stays fast.  Errors a user can fix
+(:class:`ferkit.errors.FerkitError`) print as one line and exit with status 2; set
+``FERKIT_DEBUG=1`` to see the traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import click
+import typer
+
+from ferkit.errors import FerkitError
+
+app = typer.Typer(
+    name="ferkit",
+    help=(
+        "Facial expression recognition with attention networks.\n\n"
+        "Examples:\n\n"
+        "  ferkit models list\n\n"
+        "  ferkit version"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+# Modules that add commands to ``app``; each defines ``register(app: typer.Typer)``.
+_COMMAND_MODULES = (
+    "ferkit.cli.info",
+)
+
+for _module in _COMMAND_MODULES:
+    importlib.import_module(_module).register(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``ferkit`` console script; returns the exit status."""
+    debug = os.environ.get("FERKIT_DEBUG", "") not in ("", "0")
+    try:
+        result = app(args=argv, standalone_mode=False, prog_name="ferkit")
+        return result if isinstance(result, int) else 0
+    except FerkitError as exc:
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        print("aborted", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""The model registry: one factory, ``create_model``, for every architecture.
+
+Each architecture module registers plain builder functions with :func:`register_model`;
+``ferkit.models`` imports those modules explicitly (no star-import side effects).  A
+builder takes ``num_classes``, ``in_chans`` and its own keyword arguments and returns an
+``nn.Module`` whose ``forward`` returns :class:`~ferkit.models.output.FEROutput`.
+:func:`create_model` resolves classes and preprocessing, builds the model, optionally loads
+weights, and attaches the :class:`~ferkit.config.ModelConfig` as ``model.ferkit_config``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from ferkit.config import DataConfig, ModelConfig
+from ferkit.errors import FerkitError
+from ferkit.labels import default_label_names, normalise_label_names
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A registered architecture."""
+
+    name: str
+    builder: Callable[..., nn.Module]
+    data: DataConfig
+    summary: str
+    reference: str
+    test_only: bool = False
+    #: maps an upstream checkpoint's state dict to this architecture's keys (timm's
+    #: ``checkpoint_filter_fn``); ``None`` when the architecture has no upstream weights.
+    checkpoint_filter: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register_model(
+    name: str,
+    *,
+    data: DataConfig,
+    summary: str,
+    reference: str = "",
+    test_only: bool = False,
+    checkpoint_filter: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Register ``builder`` under ``name``; a duplicate name is an error.
+
+    ``data`` is the architecture's default preprocessing; ``test_only`` hides tiny variants
+    meant for CI from :func:`list_models` unless asked for; ``checkpoint_filter`` turns the
+    reference implementation's checkpoint into this model's state dict
+    (:func:`ferkit.models.convert.import_upstream`).
+    """
+
+    def decorator(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _REGISTRY:
+            raise ValueError(f"model name {name!r} is already registered")
+        _REGISTRY[name] = ModelEntry(name, builder, data, summary, reference, test_only,
+                                     checkpoint_filter)
+        return builder
+
+    return decorator
+
+
+def list_models(pattern: str | None = None, *, include_test: bool = False) -> list[str]:
+    """Registered architecture names, sorted; ``pattern`` is a shell wildcard (``"dan*"``)."""
+    names = sorted(n for n, e in _REGISTRY.items() if include_test or not e.test_only)
+    if pattern:
+        names = [n for n in names if fnmatch.fnmatch(n, pattern)]
+    return names
+
+
+def get_model_entry(name: str) -> ModelEntry:
+    """The registry entry for ``name``, with close-match suggestions when unknown."""
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    raise FerkitError(
+        f"unknown model {name!r}.{hint} Available: {', '.join(list_models())} "
+        "(`ferkit models list`)."
+    )
+
+
+def create_model(
+    name: str | None = None,
+    *,
+    num_classes: int | None = None,
+    label_names: Sequence[str] | None = None,
+    pretrained: str | Path | None = None,
+    input_size: Sequence[int] | None = None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    **model_kwargs: Any,
+) -> nn.Module:
+    """Build a registered model; optionally load a ferkit checkpoint into it.
+
+    Args:
+        name: architecture, e.g. ``"dan"``.  May be omitted when ``pretrained`` is given
+            (the checkpoint's config names it).
+        num_classes: number of outputs; 7 and 8 map to the canonical class lists.
+        label_names: class names in output order (overrides ``num_classes``).
+        pretrained: a checkpoint directory/file, or the name of weights shipped with
+            ferkit (``"default"``).  Its config decides classes, preprocessing and kwargs;
+            passing conflicting values raises.
+        input_size, mean, std: override the architecture's default preprocessing.
+        **model_kwargs: architecture arguments (see each model's docstring).
+
+    Examples:
+        >>> import ferkit
+        >>> model = ferkit.create_model("baseline", backbone="resnet18")
+        >>> model.ferkit_config.label_names[:3]
+        ('neutral', 'happy', 'sad')
+    """
+    if pretrained is not None:
+        from ferkit.checkpoint import load_checkpoint
+
+        model = load_checkpoint(pretrained)
+        cfg: ModelConfig = model.ferkit_config
+        if name is not None and name != cfg.architecture:
+            raise FerkitError(
+                f"checkpoint {pretrained} holds a {cfg.architecture!r} model, not {name!r}"
+            )
+        if num_classes is not None and num_classes != cfg.num_classes:
+            raise FerkitError(
+                f"num_classes={num_classes} contradicts the checkpoint's {cfg.num_classes} "
+                f"classes ({', '.join(cfg.label_names)}); to train a new head, build the "
+                "model without pretrained= and load the backbone weights instead"
+            )
+        if label_names is not None and tuple(normalise_label_names(label_names)) != tuple(
+            cfg.label_names
+        ):
+            raise FerkitError(
+                f"label_names {list(label_names)} contradict the checkpoint's "
+                f"{list(cfg.label_names)}"
+            )
+        return model
+
+    if name is None:
+        raise FerkitError("create_model needs a model name or pretrained=<checkpoint>")
+    entry = get_model_entry(name)
+    if label_names is not None:
+        labels = normalise_label_names(label_names)
+        if num_classes is not None and num_classes != len(labels):
+            raise FerkitError(
+                f"num_classes={num_classes} but label_names has {len(labels)} entries"
+            )
+    else:
+        labels = default_label_names(7 if num_classes is None else num_classes)
+
+    data = entry.data
+    changes: dict[str, Any] = {}
+    if input_size is not None:
+        changes["input_size"] = tuple(int(v) for v in input_size)
+    if mean is not None:
+        changes["mean"] = tuple(float(v) for v in mean)
+    if std is not None:
+        changes["std"] = tuple(float(v) for v in std)
+    if changes:
+        if "input_size" in changes and changes["input_size"][0] != data.in_chans:
+            # A channel change without new statistics: repeat/average the defaults.
+            chans = changes["input_size"][0]
+            changes.setdefault("mean", _fit_stats(data.mean, chans))
+            changes.setdefault("std", _fit_stats(data.std, chans))
+        try:
+            data = data.replace(**changes)
+        except ValueError as exc:
+            raise FerkitError(f"invalid preprocessing for {name}: {exc}") from exc
+
+    model = build_from_config(
+        ModelConfig(architecture=name, label_names=labels, data=data, model_kwargs=model_kwargs)
+    )
+    return model
+
+
+def build_from_config(cfg: ModelConfig) -> nn.Module:
+    """Instantiate the architecture that ``cfg`` describes (random weights)."""
+    entry = get_model_entry(cfg.architecture)
+    signature = inspect.signature(entry.builder)
+    accepts_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+    unknown = [k for k in cfg.model_kwargs if k not in signature.parameters and not accepts_any]
+    if unknown:
+        allowed = [p for p in signature.parameters if p not in ("num_classes", "in_chans")]
+        raise FerkitError(
+            f"{cfg.architecture} does not take {', '.join(unknown)}; "
+            f"its options are: {', '.join(allowed) or 'none'}"
+        )
+    kwargs = dict(cfg.model_kwargs)
+    if "input_size" in signature.parameters:
+        kwargs.setdefault("input_size", cfg.data.input_size[1:])
+    model = entry.builder(num_classes=cfg.num_classes, in_chans=cfg.data.in_chans, **kwargs)
+    model.ferkit_config = cfg
+    return model
+
+
+def _fit_stats(values: Sequence[float], channels: int) -> tuple[float, ...]:
+    if channels == 1:
+        return (sum(values) / len(values),)
+    return tuple(values[0] for _ in range(channels)) if len(values) == 1 else tuple(values)

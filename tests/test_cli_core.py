@@ -1,0 +1,25 @@
+"""The CLI's shared behaviour: help, error formatting, models list."""
+
+import json
+import subprocess
+import sys
+
+from ferkit.cli import main
+
+
+def test_models_list_json(capsys):
+    assert main(["models", "list", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {"name": "baseline", "kind": "architecture"}.items() <= rows[0].items()
+
+
+def test_bad_option_is_one_line_error(capsys):
+    assert main(["models", "list", "--format", "xml"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "error: --format must be human, json or quiet, not 'xml'"
+
+
+def test_console_script_runs_as_module():
+    out = subprocess.run([sys.executable, "-m", "ferkit", "version"], capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == "0.1.0"
