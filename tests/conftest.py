@@ -29,3 +29,15 @@ def shared_path(*parts: str) -> Path:
 @pytest.fixture
 def shared_data() -> Path:
     return shared_path()
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A randomly initialised 7-class checkpoint (baseline resnet10t, 3x64x64, 5-point
+    alignment): real files in ferkit's format, for tests until the shipped model exists."""
+    import ferkit
+
+    torch.manual_seed(0)
+    model = ferkit.create_model("baseline", backbone="resnet10t", input_size=(3, 64, 64))
+    return ferkit.save_checkpoint(model, tmp_path_factory.mktemp("tiny-ckpt"),
+                                  provenance={"dataset": "none (random weights, tests only)"})
