@@ -47,8 +47,9 @@ def register(app: typer.Typer) -> None:
             print(report.path)
         else:
             batch = "dynamic" if report.dynamic_batch else "1"
+            batches = ", ".join(map(str, report.verified_batch_sizes))
             diff = ("not verified" if report.max_abs_diff is None else
-                    f"{report.max_abs_diff:.3g} (batches {', '.join(map(str, report.verified_batch_sizes))})")
+                    f"{report.max_abs_diff:.3g} (batches {batches})")
             print(f"wrote {report.path} ({report.size_bytes / 1e6:.1f} MB, {report.architecture}, "
                   f"{report.exporter} exporter, opset {report.opset})")
             print(f"input  (batch={batch}, {', '.join(map(str, report.input_shape))}) float32")
