@@ -1,0 +1,577 @@
+"""Expressions in video and webcam streams: per-face tracks with smoothed probabilities.
+
+Each processed frame goes through the Recognizer (all faces of a frame in one batch).
+Faces are linked across frames by an :class:`IoUTracker` (greedy IoU matching: simple,
+no appearance model, robust at video frame rates where a face moves little between frames)
+and each track's class probabilities are smoothed by a :class:`ProbabilitySmoother`
+(exponential moving average), which removes the frame-to-frame flicker of a per-frame
+classifier without a lag longer than a few frames.
+
+Examples:
+    >>> import ferkit
+    >>> from ferkit.inference.video import analyze_video
+    >>> rec = ferkit.Recognizer.from_pretrained("default")  # doctest: +SKIP
+    >>> summary = analyze_video("talk.mp4", rec, out="talk_annotated.mp4",
+    ...                         csv_path="talk.csv")  # doctest: +SKIP
+    >>> summary.tracks[1]["label"]  # doctest: +SKIP
+    'happy'
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from ferkit.errors import FerkitError, InputError
+
+if TYPE_CHECKING:
+    from ferkit.inference.results import FaceResult, ImageResult
+
+Box = tuple[float, float, float, float]
+
+#: EMA weight of the newest frame: s_t = alpha * p_t + (1 - alpha) * s_{t-1}.  0.4 means a
+#: change of expression dominates the smoothed label after ~2 processed frames, while a
+#: single-frame misclassification moves the smoothed probability by only 40% of its jump.
+DEFAULT_ALPHA = 0.4
+#: minimum IoU between a track's last box and a detection for them to be the same face
+DEFAULT_IOU_THRESHOLD = 0.3
+#: processed frames a track survives without a matching detection (occlusion, missed face)
+DEFAULT_MAX_AGE = 10
+
+
+class RecognizerLike(Protocol):
+    def __call__(self, image: Any, *, color: str = "rgb") -> ImageResult: ...
+
+
+def box_iou(a: Box, b: Box) -> float:
+    """Intersection over union of two ``(x1, y1, x2, y2)`` boxes (0 when disjoint).
+
+    Examples:
+        >>> box_iou((0, 0, 10, 10), (5, 0, 15, 10))
+        0.3333333333333333
+    """
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+@dataclass
+class _Track:
+    track_id: int
+    box: Box
+    misses: int = 0
+    hits: int = 1
+
+
+class IoUTracker:
+    """Assigns stable ids to face boxes across frames by greedy IoU matching.
+
+    Each :meth:`update` pairs the new boxes with the live tracks, highest IoU first, as long
+    as the IoU is at least ``iou_threshold``; unpaired boxes start new tracks (ids count up
+    from 1 and are never reused); a track unpaired for more than ``max_age`` consecutive
+    updates is dropped.
+
+    Examples:
+        >>> tracker = IoUTracker()
+        >>> tracker.update([(0, 0, 10, 10), (50, 50, 60, 60)])
+        [1, 2]
+        >>> tracker.update([(52, 51, 62, 61), (1, 0, 11, 10)])
+        [2, 1]
+    """
+
+    def __init__(self, *, iou_threshold: float = DEFAULT_IOU_THRESHOLD,
+                 max_age: int = DEFAULT_MAX_AGE) -> None:
+        if not 0.0 < iou_threshold <= 1.0:
+            raise FerkitError(f"iou_threshold must be in (0, 1], got {iou_threshold}")
+        if max_age < 0:
+            raise FerkitError(f"max_age must be >= 0, got {max_age}")
+        self.iou_threshold = iou_threshold
+        self.max_age = max_age
+        self._tracks: list[_Track] = []
+        self._next_id = 1
+        self.dropped: list[int] = []  # ids removed by the latest update
+
+    @property
+    def live_ids(self) -> list[int]:
+        return [t.track_id for t in self._tracks]
+
+    def update(self, boxes: Sequence[Box]) -> list[int]:
+        """Track ids for ``boxes`` (same order), updating the tracks."""
+        pairs = sorted(
+            ((box_iou(track.box, box), ti, bi)
+             for ti, track in enumerate(self._tracks) for bi, box in enumerate(boxes)),
+            reverse=True,
+        )
+        assigned: dict[int, int] = {}
+        used_tracks: set[int] = set()
+        for iou, ti, bi in pairs:
+            if iou < self.iou_threshold:
+                break
+            if ti in used_tracks or bi in assigned:
+                continue
+            used_tracks.add(ti)
+            track = self._tracks[ti]
+            track.box, track.misses = tuple(map(float, boxes[bi])), 0
+            track.hits += 1
+            assigned[bi] = track.track_id
+        self.dropped = []
+        survivors = []
+        for ti, track in enumerate(self._tracks):
+            if ti not in used_tracks:
+                track.misses += 1
+                if track.misses > self.max_age:
+                    self.dropped.append(track.track_id)
+                    continue
+            survivors.append(track)
+        self._tracks = survivors
+        for bi, box in enumerate(boxes):
+            if bi not in assigned:
+                track = _Track(self._next_id, tuple(map(float, box)))
+                self._next_id += 1
+                self._tracks.append(track)
+                assigned[bi] = track.track_id
+        return [assigned[bi] for bi in range(len(boxes))]
+
+
+class ProbabilitySmoother:
+    """Per-track exponential moving average of class probabilities.
+
+    ``s_0 = p_0`` (a new track starts at its first observation), then
+    ``s_t = alpha * p_t + (1 - alpha) * s_{t-1}``.  The result stays a probability
+    distribution because it is a convex combination of distributions.
+
+    Examples:
+        >>> smoother = ProbabilitySmoother(alpha=0.5)
+        >>> smoother.update(1, np.array([1.0, 0.0]))
+        array([1., 0.])
+        >>> smoother.update(1, np.array([0.0, 1.0]))
+        array([0.5, 0.5])
+    """
+
+    def __init__(self, alpha: float = DEFAULT_ALPHA) -> None:
+        if not 0.0 < alpha <= 1.0:
+            raise FerkitError(f"smoothing alpha must be in (0, 1] (1 = no smoothing), got {alpha}")
+        self.alpha = alpha
+        self._state: dict[int, np.ndarray] = {}
+
+    def update(self, track_id: int, probs: np.ndarray) -> np.ndarray:
+        probs = np.asarray(probs, dtype=np.float64)
+        previous = self._state.get(track_id)
+        smoothed = probs.copy() if previous is None else (
+            self.alpha * probs + (1.0 - self.alpha) * previous)
+        self._state[track_id] = smoothed
+        return smoothed.copy()
+
+    def forget(self, track_ids: Sequence[int]) -> None:
+        for track_id in track_ids:
+            self._state.pop(track_id, None)
+
+
+@dataclass(frozen=True)
+class TrackedFace:
+    """One face in one frame: the per-frame result plus its track and smoothed probabilities.
+
+    ``probs``/``label``/``score`` are the smoothed values; ``face.probs`` the raw ones.
+    """
+
+    track_id: int
+    face: FaceResult
+    probs: dict[str, float]
+    label: str
+    score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"track_id": self.track_id, "label": self.label, "score": self.score,
+                "probs": dict(self.probs), "raw": self.face.to_dict()}
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """The faces of one processed frame; ``time_s`` is the frame's timestamp in the video."""
+
+    index: int
+    time_s: float
+    faces: tuple[TrackedFace, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"frame": self.index, "time_s": self.time_s,
+                "faces": [f.to_dict() for f in self.faces]}
+
+
+@dataclass
+class VideoSummary:
+    """What :func:`analyze_video` did: counts, per-track summary and the files written."""
+
+    source: str
+    fps: float
+    frames_read: int = 0
+    frames_processed: int = 0
+    faces: int = 0
+    #: track id -> {"first_frame", "last_frame", "frames", "label" (most frequent smoothed)}
+    tracks: dict[int, dict[str, Any]] = field(default_factory=dict)
+    out_path: str | None = None
+    csv_path: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "fps": self.fps, "frames_read": self.frames_read,
+                "frames_processed": self.frames_processed, "faces": self.faces,
+                "tracks": {str(k): v for k, v in self.tracks.items()},
+                "out_path": self.out_path, "csv_path": self.csv_path}
+
+
+class StreamAnalyzer:
+    """Tracker + smoother around a recognizer: feed BGR frames, get :class:`FrameResult`.
+
+    Used by :func:`analyze_video` and :func:`run_webcam`; usable on any frame source.
+    """
+
+    def __init__(self, recognizer: RecognizerLike, *, alpha: float = DEFAULT_ALPHA,
+                 iou_threshold: float = DEFAULT_IOU_THRESHOLD,
+                 max_age: int = DEFAULT_MAX_AGE) -> None:
+        self.recognizer = recognizer
+        self.tracker = IoUTracker(iou_threshold=iou_threshold, max_age=max_age)
+        self.smoother = ProbabilitySmoother(alpha)
+
+    def process(self, frame_bgr: np.ndarray, *, index: int, time_s: float) -> FrameResult:
+        result = self.recognizer(frame_bgr, color="bgr")
+        if getattr(result, "error", None):
+            raise InputError(f"frame {index}: {result.error}")
+        return self.track(result.faces, index=index, time_s=time_s)
+
+    def track(self, faces: Sequence[FaceResult], *, index: int, time_s: float) -> FrameResult:
+        """Assign tracks and smooth probabilities for the faces found in one frame."""
+        ids = self.tracker.update([tuple(f.box) for f in faces])
+        self.smoother.forget(self.tracker.dropped)
+        tracked = []
+        for track_id, face in zip(ids, faces, strict=True):
+            labels = list(face.probs)
+            smoothed = self.smoother.update(track_id, np.array([face.probs[k] for k in labels]))
+            best = int(np.argmax(smoothed))
+            tracked.append(TrackedFace(track_id, face,
+                                       {k: float(v) for k, v in zip(labels, smoothed, strict=True)},
+                                       labels[best], float(smoothed[best])))
+        return FrameResult(index, time_s, tuple(tracked))
+
+
+# ------------------------------------------------------------------------------ video files
+
+
+def open_video(path: str | Path):
+    """An opened ``cv2.VideoCapture`` for ``path``, or :class:`InputError` saying why not."""
+    cv2 = _import_cv2()
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"video {path} not found")
+    if path.is_dir():
+        raise InputError(f"{path} is a directory, not a video file")
+    if path.stat().st_size == 0:
+        raise InputError(f"video {path} is empty (0 bytes)")
+    capture = cv2.VideoCapture(str(path))
+    ok = capture.isOpened()
+    if ok:
+        ok, _ = capture.read()
+        capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+    if not ok:
+        capture.release()
+        raise InputError(
+            f"cannot read video {path}: OpenCV found no decodable frames (not a video, "
+            "truncated, or a codec this OpenCV build lacks). Re-encode it, e.g. "
+            f"`ffmpeg -i {path.name} -c:v libx264 fixed.mp4`, or extract frames as images"
+        )
+    # Re-open rather than trust the seek back to frame 0 (not exact for every container).
+    capture.release()
+    return cv2.VideoCapture(str(path))
+
+
+def iter_frames(path: str | Path, *,
+                every: int = 1) -> Iterator[tuple[int, float, np.ndarray, bool]]:
+    """``(index, time_s, frame_bgr, selected)`` for every frame; ``selected`` marks every
+    ``every``-th frame (the ones to analyse)."""
+    cv2 = _import_cv2()
+    if every < 1:
+        raise FerkitError(f"--every must be >= 1, got {every}")
+    capture = open_video(path)
+    fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
+    try:
+        index = 0
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            time_s = index / fps if fps > 0 else capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+            yield index, float(time_s), frame, index % every == 0
+            index += 1
+    finally:
+        capture.release()
+
+
+def video_info(path: str | Path) -> tuple[float, int, tuple[int, int]]:
+    """``(fps, frame_count, (width, height))``; frame_count is 0 when the container omits it."""
+    cv2 = _import_cv2()
+    capture = open_video(path)
+    try:
+        return (float(capture.get(cv2.CAP_PROP_FPS) or 0.0),
+                max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT))),
+                (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
+                 int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))))
+    finally:
+        capture.release()
+
+
+def analyze_video(
+    source: str | Path,
+    recognizer: RecognizerLike,
+    *,
+    out: str | Path | None = None,
+    csv_path: str | Path | None = None,
+    every: int = 1,
+    alpha: float = DEFAULT_ALPHA,
+    iou_threshold: float = DEFAULT_IOU_THRESHOLD,
+    max_age: int = DEFAULT_MAX_AGE,
+    on_frame: Callable[[int, FrameResult | None], None] | None = None,
+) -> VideoSummary:
+    """Track faces and their smoothed expressions through a video file.
+
+    Args:
+        source: the video file.
+        recognizer: a :class:`ferkit.Recognizer` (or anything called as
+            ``recognizer(frame_bgr, color="bgr") -> ImageResult``).
+        out: write an annotated copy (boxes, track ids, smoothed labels) here; every frame
+            is written, skipped frames carry the latest annotations.  ``.mp4`` uses the
+            ``mp4v`` codec, ``.avi`` MJPG.
+        csv_path: write one row per face per processed frame: ``frame, time_s, track_id,
+            x1, y1, x2, y2, label, score, detector_score`` then ``p_<class>`` (smoothed)
+            and ``raw_<class>`` (this frame alone) for every class.
+        every: analyse every N-th frame (smoothing and ``max_age`` count processed frames).
+        alpha, iou_threshold, max_age: see :data:`DEFAULT_ALPHA` and :class:`IoUTracker`.
+        on_frame: called after each frame read with ``(index, result or None if skipped)``
+            (the CLI's progress bar).
+    """
+    fps, _, (width, height) = video_info(source)
+    summary = VideoSummary(source=str(source), fps=fps)
+    analyzer = StreamAnalyzer(recognizer, alpha=alpha, iou_threshold=iou_threshold,
+                              max_age=max_age)
+    writer = _open_writer(out, fps, (width, height)) if out is not None else None
+    csv_file = None
+    csv_writer = None
+    latest: FrameResult | None = None
+    label_counts: dict[int, dict[str, int]] = {}
+    try:
+        if csv_path is not None:
+            csv_file = _open_for_writing(csv_path)
+        for index, time_s, frame, selected in iter_frames(source, every=every):
+            summary.frames_read += 1
+            result = None
+            if selected:
+                result = analyzer.process(frame, index=index, time_s=time_s)
+                latest = result
+                summary.frames_processed += 1
+                summary.faces += len(result.faces)
+                for face in result.faces:
+                    track = summary.tracks.setdefault(
+                        face.track_id, {"first_frame": index, "frames": 0})
+                    track["last_frame"] = index
+                    track["frames"] += 1
+                    counts = label_counts.setdefault(face.track_id, {})
+                    counts[face.label] = counts.get(face.label, 0) + 1
+                if csv_file is not None and result.faces:
+                    if csv_writer is None:
+                        csv_writer = csv.writer(csv_file)
+                        csv_writer.writerow(_csv_header(result.faces[0]))
+                    for face in result.faces:
+                        csv_writer.writerow(_csv_row(result, face))
+            if writer is not None:
+                writer.write(draw_frame(frame, latest.faces if latest else ()))
+            if on_frame is not None:
+                on_frame(index, result)
+        if csv_file is not None and csv_writer is None:
+            csv.writer(csv_file).writerow(_CSV_FIXED)  # no face anywhere: header only
+    finally:
+        if writer is not None:
+            writer.release()
+        if csv_file is not None:
+            csv_file.close()
+    for track_id, counts in label_counts.items():
+        summary.tracks[track_id]["label"] = max(counts, key=counts.get)
+    summary.out_path = str(out) if out is not None else None
+    summary.csv_path = str(csv_path) if csv_path is not None else None
+    return summary
+
+
+_CSV_FIXED = ["frame", "time_s", "track_id", "x1", "y1", "x2", "y2", "label", "score",
+              "detector_score"]
+
+
+def _csv_header(face: TrackedFace) -> list[str]:
+    labels = list(face.probs)
+    return _CSV_FIXED + [f"p_{k}" for k in labels] + [f"raw_{k}" for k in labels]
+
+
+def _csv_row(result: FrameResult, face: TrackedFace) -> list[Any]:
+    x1, y1, x2, y2 = face.face.box
+    det = face.face.detector_score
+    return ([result.index, f"{result.time_s:.4f}", face.track_id, f"{x1:.1f}", f"{y1:.1f}",
+             f"{x2:.1f}", f"{y2:.1f}", face.label, f"{face.score:.5f}",
+             "" if det is None else f"{det:.4f}"]
+            + [f"{v:.5f}" for v in face.probs.values()]
+            + [f"{face.face.probs[k]:.5f}" for k in face.probs])
+
+
+def _open_for_writing(path: str | Path):
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path.open("w", newline="")
+    except OSError as exc:
+        raise FerkitError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def _open_writer(out: str | Path, fps: float, size: tuple[int, int]):
+    cv2 = _import_cv2()
+    out = Path(out)
+    codecs = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
+    codec = codecs.get(out.suffix.lower())
+    if codec is None:
+        raise FerkitError(f"--out {out}: use a .mp4, .avi, .mov or .mkv file name")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FerkitError(f"cannot create {out.parent}: {exc.strerror or exc}") from exc
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*codec), fps or 25.0, size)
+    if not writer.isOpened():
+        raise FerkitError(f"cannot write video {out} with codec {codec} (this OpenCV build "
+                          "lacks the encoder or the folder is not writable); try a .avi name")
+    return writer
+
+
+# ------------------------------------------------------------------------------- drawing
+
+_PALETTE = [(66, 135, 245), (245, 130, 48), (60, 180, 75), (230, 25, 75), (145, 30, 180),
+            (70, 240, 240), (240, 50, 230), (210, 245, 60)]
+
+
+def draw_frame(frame_bgr: np.ndarray, faces: Sequence[TrackedFace]) -> np.ndarray:
+    """A copy of the frame with each face's box, track id and smoothed label drawn on it."""
+    cv2 = _import_cv2()
+    canvas = frame_bgr.copy()
+    thickness = max(1, round(min(canvas.shape[:2]) / 300))
+    for face in faces:
+        x1, y1, x2, y2 = (round(v) for v in face.face.box)
+        colour = _PALETTE[face.track_id % len(_PALETTE)]
+        cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, thickness)
+        text = f"#{face.track_id} {face.label} {face.score:.2f}"
+        scale = 0.4 + 0.2 * thickness
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+        top = max(0, y1 - th - base - 2)
+        cv2.rectangle(canvas, (x1, top), (x1 + tw + 2, top + th + base + 2), colour, -1)
+        cv2.putText(canvas, text, (x1 + 1, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                    (255, 255, 255), thickness, cv2.LINE_AA)
+    return canvas
+
+
+# -------------------------------------------------------------------------------- webcam
+
+
+def check_gui() -> None:
+    """Raise :class:`FerkitError` saying how to fix it when no window can be opened."""
+    cv2 = _import_cv2()
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY")
+                                                 or os.environ.get("WAYLAND_DISPLAY")):
+        raise FerkitError(
+            "no display: `ferkit webcam` opens a window but DISPLAY is not set (headless or "
+            "SSH session). Run it in a desktop session (or `ssh -X`), or record a clip and "
+            "use `ferkit video CLIP.mp4 --out annotated.mp4`"
+        )
+    gui = _opencv_gui_backend(cv2)
+    if gui in ("NONE", ""):
+        raise FerkitError(
+            "this OpenCV build has no GUI (opencv-python-headless), so it cannot open a "
+            "window. Fix: pip uninstall -y opencv-python-headless && pip install "
+            "opencv-python; or use `ferkit video FILE --out annotated.mp4`"
+        )
+
+
+def open_camera(index: int = 0):
+    """An opened ``cv2.VideoCapture`` for camera ``index`` or an :class:`InputError`."""
+    cv2 = _import_cv2()
+    capture = cv2.VideoCapture(index)
+    ok = capture.isOpened()
+    if ok:
+        ok, _ = capture.read()
+    if not ok:
+        capture.release()
+        found = sorted(p.name for p in Path("/dev").glob("video*")) if Path("/dev").is_dir() else []
+        seen = f"video devices present: {', '.join(found)}" if found else "no /dev/video* devices"
+        raise InputError(
+            f"no camera at index {index} ({seen}). Connect a camera, close other apps using "
+            "it, check permissions (Linux: the 'video' group), or try --camera 1"
+        )
+    return capture
+
+
+def run_webcam(recognizer: RecognizerLike, *, camera: int = 0, alpha: float = DEFAULT_ALPHA,
+               window: str = "ferkit (q to quit)", max_frames: int | None = None) -> int:
+    """Show the camera with tracked, smoothed expressions until ``q``/Esc; frames shown."""
+    cv2 = _import_cv2()
+    capture = open_camera(camera)
+    try:
+        check_gui()
+        analyzer = StreamAnalyzer(recognizer, alpha=alpha)
+        shown = 0
+        start = _now()
+        while max_frames is None or shown < max_frames:
+            ok, frame = capture.read()
+            if not ok:
+                raise InputError(f"camera {camera} stopped delivering frames")
+            result = analyzer.process(frame, index=shown, time_s=_now() - start)
+            cv2.imshow(window, draw_frame(frame, result.faces))
+            shown += 1
+            key = cv2.waitKey(1) & 0xFF
+            if key in (ord("q"), 27):
+                break
+            if cv2.getWindowProperty(window, cv2.WND_PROP_VISIBLE) < 1:
+                break  # window closed with the mouse
+        return shown
+    finally:
+        capture.release()
+        # A headless build raises here: there was never a window to close.
+        with contextlib.suppress(cv2.error):
+            cv2.destroyAllWindows()
+
+
+def _now() -> float:
+    import time
+
+    return time.perf_counter()
+
+
+def _opencv_gui_backend(cv2) -> str:
+    try:
+        info = cv2.getBuildInformation()
+    except Exception:
+        return "unknown"
+    for line in info.splitlines():
+        if line.strip().startswith("GUI:"):
+            return line.split(":", 1)[1].strip().upper()
+    return "NONE"
+
+
+def _import_cv2():
+    try:
+        import cv2
+    except ImportError as exc:
+        raise FerkitError(
+            "video needs OpenCV: pip install 'ferkit[faces]' (opencv-python-headless), or "
+            "opencv-python for `ferkit webcam`"
+        ) from exc
+    return cv2
