@@ -38,6 +38,10 @@ class ModelEntry:
     #: maps an upstream checkpoint's state dict to this architecture's keys (timm's
     #: ``checkpoint_filter_fn``); ``None`` when the architecture has no upstream weights.
     checkpoint_filter: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    #: builder arguments that only initialise weights (``backbone_weights="msceleb.pth"``):
+    #: recorded in the config's provenance, never in ``model_kwargs``, so a saved checkpoint
+    #: does not need (or re-read) the file again.
+    init_kwargs: tuple[str, ...] = ()
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -51,20 +55,22 @@ def register_model(
     reference: str = "",
     test_only: bool = False,
     checkpoint_filter: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    init_kwargs: tuple[str, ...] = (),
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Register ``builder`` under ``name``; a duplicate name is an error.
 
     ``data`` is the architecture's default preprocessing; ``test_only`` hides tiny variants
     meant for CI from :func:`list_models` unless asked for; ``checkpoint_filter`` turns the
     reference implementation's checkpoint into this model's state dict
-    (:func:`ferkit.models.convert.import_upstream`).
+    (:func:`ferkit.models.convert.import_upstream`); ``init_kwargs`` names builder arguments
+    that only initialise weights (see :class:`ModelEntry`).
     """
 
     def decorator(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _REGISTRY:
             raise ValueError(f"model name {name!r} is already registered")
         _REGISTRY[name] = ModelEntry(name, builder, data, summary, reference, test_only,
-                                     checkpoint_filter)
+                                     checkpoint_filter, tuple(init_kwargs))
         return builder
 
     return decorator
@@ -197,6 +203,14 @@ def build_from_config(cfg: ModelConfig) -> nn.Module:
     if "input_size" in signature.parameters:
         kwargs.setdefault("input_size", cfg.data.input_size[1:])
     model = entry.builder(num_classes=cfg.num_classes, in_chans=cfg.data.in_chans, **kwargs)
+    init = {k: cfg.model_kwargs[k] for k in entry.init_kwargs if k in cfg.model_kwargs}
+    if init:
+        # The weights now hold what these arguments did; keep only a note of where from.
+        used = {k: str(v) for k, v in init.items() if v is not None}
+        cfg = cfg.replace(
+            model_kwargs={k: v for k, v in cfg.model_kwargs.items() if k not in init},
+            provenance={**cfg.provenance, "init": used} if used else cfg.provenance,
+        )
     model.ferkit_config = cfg
     return model
 
