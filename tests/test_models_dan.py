@@ -106,9 +106,9 @@ def test_dan_convnext_heads_scale_with_width():
     model = ferkit.create_model("dan_convnext")
     assert model.num_features == 768
     trunk = sum(p.numel() for p in model.features.parameters())
-    assert trunk == 27_820_128  # timm convnext_tiny without classifier (its head.norm kept)
+    assert trunk == 27_818_592  # timm convnext_tiny without its classifier head (norm + fc)
     assert sum(p.numel() for p in model.parameters()) == (
-        trunk + 4 * head_params(768) + 768 * 7 + 7 + 2 * 7) == 47_030_709
+        trunk + 4 * head_params(768) + 768 * 7 + 7 + 2 * 7) == 47_029_173
     assert model.heads[0].sa.conv1x1[0].out_channels == 384
     assert model.heads[0].ca.attention[0].out_features == 48
     out = model.eval()(torch.randn(1, 3, 32, 32))
@@ -182,6 +182,8 @@ def test_dan_test_variant_and_reset_classifier():
     out = model(torch.randn(2, 3, 64, 64))
     out.logits.sum().backward()
     assert model.heads[1].sa.conv1x1[0].weight.grad.abs().sum() > 0
+    # Every parameter is used (timm's unused classifier head.norm is dropped): DDP-safe.
+    assert [n for n, p in model.named_parameters() if p.grad is None] == []
     model.reset_classifier(3)
     assert model.eval()(torch.randn(1, 3, 64, 64)).logits.shape == (1, 3)
 

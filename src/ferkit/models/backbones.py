@@ -119,8 +119,20 @@ class TimmBackbone(nn.Module):
             close = timm.list_models(f"*{name.split('.')[0][:6]}*")[:5]
             hint = f"; similar: {', '.join(close)}" if close else ""
             raise FerkitError(f"timm has no backbone {name!r}{hint}") from exc
+        self._drop_classifier_head()
         self.name = name
         self.num_features: int = int(self.body.num_features)
+
+    def _drop_classifier_head(self) -> None:
+        # num_classes=0 only empties the last Linear: a head's own norm (ConvNeXt's
+        # head.norm) stays, never used by forward_features, and would sit in the state dict
+        # as dead weights (and break DDP without find_unused_parameters).  timm names the
+        # classifier in pretrained_cfg; its top-level module belongs to forward_head only.
+        names = self.body.pretrained_cfg.get("classifier") or ()
+        for name in (names,) if isinstance(names, str) else names:
+            top = name.split(".")[0]
+            if isinstance(getattr(self.body, top, None), nn.Module):
+                setattr(self.body, top, nn.Identity())
 
     def last_stage(self) -> nn.Module:
         """The module producing the final map (timm's last ``feature_info`` entry): Grad-CAM's
