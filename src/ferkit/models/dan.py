@@ -2,7 +2,7 @@
 
 Wen, Lin, Wang & Xu, "Distract Your Attention: Multi-head Cross Attention Network for Facial
 Expression Recognition", Biomimetics 8(2):199, 2023 (arXiv:2109.07270).  Reference code:
-github.com/yaoing/DAN (``networks/dan.py``), MIT licence.
+github.com/yaoing/DAN (``networks/dan.py``).
 
 Layer by layer as the reference:
 
