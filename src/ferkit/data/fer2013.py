@@ -352,6 +352,7 @@ def open_fer2013(
                       problems=problems.messages)
     #: Row index in the file (0-based, header excluded): aligns with FER+'s fer2013new.csv.
     dataset.rows = rows
+    dataset.native_split = usage or ("Training" if not table.has_usage else "all")
     return dataset
 
 
