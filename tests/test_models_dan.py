@@ -260,7 +260,7 @@ def test_msceleb_weights_initialise_the_trunk(tmp_path):
                                state["layer4.1.bn2.running_var"], rtol=0, atol=0)
     cfg = model.ferkit_config
     assert "backbone_weights" not in cfg.model_kwargs
-    assert cfg.provenance["init"] == {"backbone_weights": str(path)}
+    assert cfg.provenance["backbone_weights"] == "resnet18_msceleb.pth"  # the name only
     # The saved checkpoint does not need the MS-Celeb file any more.
     saved = ferkit.save_checkpoint(model, tmp_path / "ckpt")
     path.unlink()

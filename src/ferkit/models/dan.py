@@ -43,6 +43,7 @@ Example:
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -151,8 +152,10 @@ class DAN(nn.Module):
         num_head: number of cross-attention heads (the paper's best: 4).
         backbone: ``"resnet18"`` for the reference's torchvision trunk (``features.N.*`` keys,
             MS-Celeb weights loadable), or a timm model name (e.g. ``"convnext_tiny"``).
-        backbone_weights: a ResNet-18 file in torchvision key names (the MS-Celeb-1M
-            ``resnet18_msceleb.pth``) loaded into the trunk; only for ``backbone="resnet18"``.
+        backbone_weights: a ResNet-18 file or state dict in torchvision key names (the
+            MS-Celeb-1M ``resnet18_msceleb.pth``) loaded into the trunk
+            (:func:`~ferkit.models.backbones.load_resnet18_trunk_weights`); only for
+            ``backbone="resnet18"``.
         reduction: channel-attention MLP reduction (16: 512 -> 32 -> 512 as the reference).
     """
 
@@ -163,7 +166,7 @@ class DAN(nn.Module):
         in_chans: int = 3,
         num_head: int = 4,
         backbone: str = "resnet18",
-        backbone_weights: str | Path | None = None,
+        backbone_weights: str | Path | Mapping[str, Tensor] | None = None,
         reduction: int = 16,
     ) -> None:
         super().__init__()
@@ -255,9 +258,11 @@ _REFERENCE = ("Wen et al., Distract Your Attention: Multi-head Cross Attention N
 
 @register_model("dan", data=IMAGENET_DATA, reference=_REFERENCE,
                 summary="DAN: ResNet-18 + multi-head cross attention (faithful, 19.7M params)",
-                checkpoint_filter=checkpoint_filter, init_kwargs=("backbone_weights",))
+                checkpoint_filter=checkpoint_filter)
 def dan(*, num_classes: int = 7, in_chans: int = 3, num_head: int = 4,
-        backbone_weights: str | None = None) -> DAN:
+        backbone_weights: str | Path | Mapping[str, Tensor] | None = None) -> DAN:
+    """DAN; ``backbone_weights`` (init-only, see ``registry.INIT_ONLY_KWARGS``) is the
+    MS-Celeb-1M ResNet-18 file or state dict the reference starts from."""
     return DAN(num_classes=num_classes, in_chans=in_chans, num_head=num_head,
                backbone_weights=backbone_weights)
 

@@ -38,13 +38,15 @@ class ModelEntry:
     #: maps an upstream checkpoint's state dict to this architecture's keys (timm's
     #: ``checkpoint_filter_fn``); ``None`` when the architecture has no upstream weights.
     checkpoint_filter: Callable[[dict[str, Any]], dict[str, Any]] | None = None
-    #: builder arguments that only initialise weights (``backbone_weights="msceleb.pth"``):
-    #: recorded in the config's provenance, never in ``model_kwargs``, so a saved checkpoint
-    #: does not need (or re-read) the file again.
-    init_kwargs: tuple[str, ...] = ()
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
+
+#: Builder arguments that only initialise weights from a file (``backbone_weights``).  They
+#: never travel in ``config.json``: a checkpoint already holds the result, and the file may
+#: not exist where the checkpoint is loaded.  :func:`create_model` hands them to the builder
+#: once and records where the weights came from in ``provenance``.
+INIT_ONLY_KWARGS = frozenset({"backbone_weights"})
 
 
 def register_model(
@@ -55,22 +57,20 @@ def register_model(
     reference: str = "",
     test_only: bool = False,
     checkpoint_filter: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
-    init_kwargs: tuple[str, ...] = (),
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Register ``builder`` under ``name``; a duplicate name is an error.
 
     ``data`` is the architecture's default preprocessing; ``test_only`` hides tiny variants
     meant for CI from :func:`list_models` unless asked for; ``checkpoint_filter`` turns the
     reference implementation's checkpoint into this model's state dict
-    (:func:`ferkit.models.convert.import_upstream`); ``init_kwargs`` names builder arguments
-    that only initialise weights (see :class:`ModelEntry`).
+    (:func:`ferkit.models.convert.import_upstream`).
     """
 
     def decorator(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _REGISTRY:
             raise ValueError(f"model name {name!r} is already registered")
         _REGISTRY[name] = ModelEntry(name, builder, data, summary, reference, test_only,
-                                     checkpoint_filter, tuple(init_kwargs))
+                                     checkpoint_filter)
         return builder
 
     return decorator
@@ -181,36 +181,35 @@ def create_model(
         except ValueError as exc:
             raise FerkitError(f"invalid preprocessing for {name}: {exc}") from exc
 
+    init_kwargs = {k: model_kwargs.pop(k) for k in INIT_ONLY_KWARGS & model_kwargs.keys()}
+    provenance = {k: _weights_source(v) for k, v in init_kwargs.items() if v is not None}
     model = build_from_config(
-        ModelConfig(architecture=name, label_names=labels, data=data, model_kwargs=model_kwargs)
+        ModelConfig(architecture=name, label_names=labels, data=data, model_kwargs=model_kwargs,
+                    provenance=provenance),
+        init_kwargs=init_kwargs,
     )
     return model
 
 
-def build_from_config(cfg: ModelConfig) -> nn.Module:
-    """Instantiate the architecture that ``cfg`` describes (random weights)."""
+def build_from_config(cfg: ModelConfig, *, init_kwargs: dict[str, Any] | None = None) -> nn.Module:
+    """Instantiate the architecture that ``cfg`` describes (random weights, or those that
+    ``init_kwargs`` such as ``backbone_weights`` load; see :data:`INIT_ONLY_KWARGS`)."""
     entry = get_model_entry(cfg.architecture)
     signature = inspect.signature(entry.builder)
     accepts_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
-    unknown = [k for k in cfg.model_kwargs if k not in signature.parameters and not accepts_any]
+    init_kwargs = dict(init_kwargs or {})
+    unknown = [k for k in [*cfg.model_kwargs, *init_kwargs]
+               if k not in signature.parameters and not accepts_any]
     if unknown:
         allowed = [p for p in signature.parameters if p not in ("num_classes", "in_chans")]
         raise FerkitError(
             f"{cfg.architecture} does not take {', '.join(unknown)}; "
             f"its options are: {', '.join(allowed) or 'none'}"
         )
-    kwargs = dict(cfg.model_kwargs)
+    kwargs = {**cfg.model_kwargs, **init_kwargs}
     if "input_size" in signature.parameters:
         kwargs.setdefault("input_size", cfg.data.input_size[1:])
     model = entry.builder(num_classes=cfg.num_classes, in_chans=cfg.data.in_chans, **kwargs)
-    init = {k: cfg.model_kwargs[k] for k in entry.init_kwargs if k in cfg.model_kwargs}
-    if init:
-        # The weights now hold what these arguments did; keep only a note of where from.
-        used = {k: str(v) for k, v in init.items() if v is not None}
-        cfg = cfg.replace(
-            model_kwargs={k: v for k, v in cfg.model_kwargs.items() if k not in init},
-            provenance={**cfg.provenance, "init": used} if used else cfg.provenance,
-        )
     model.ferkit_config = cfg
     return model
 
@@ -219,3 +218,11 @@ def _fit_stats(values: Sequence[float], channels: int) -> tuple[float, ...]:
     if channels == 1:
         return (sum(values) / len(values),)
     return tuple(values[0] for _ in range(channels)) if len(values) == 1 else tuple(values)
+
+
+def _weights_source(value: Any) -> str:
+    """How provenance names an init-only weights argument: a file's name, never its
+    full local path; an in-memory state dict as such."""
+    if isinstance(value, (str, Path)):
+        return Path(value).name
+    return f"<in-memory {type(value).__name__}>"
