@@ -1,6 +1,11 @@
 """ferkit's model zoo.  Each architecture module registers itself when imported here."""
 
-from ferkit.models import baseline  # noqa: F401  (registers "baseline")
+from ferkit.models import (
+    baseline,  # noqa: F401  (registers "baseline")
+    dacl,  # noqa: F401  (registers "dacl")
+    deep_emotion,  # noqa: F401  (registers "deep_emotion")
+    dsan,  # noqa: F401  (registers "dsan")
+)
 from ferkit.models.output import FEROutput
 from ferkit.models.registry import (
     build_from_config,
