@@ -422,3 +422,32 @@ def test_registered_with_reference_and_data_config():
     assert get_model_entry("deep_emotion").data.input_size == (1, 48, 48)
     assert get_model_entry("dsan").data.mean == (0.485, 0.456, 0.406)
     assert "no public code" in get_model_entry("dsan").reference
+
+
+@pytest.mark.parametrize("name", ["dacl", "dsan"])
+def test_backbone_weights_are_init_only(name, tmp_path, monkeypatch):
+    """backbone_weights loads the trunk once and never travels in config.json (the file
+    need not exist where the checkpoint is loaded)."""
+    from ferkit.models import backbones
+
+    calls = []
+
+    def fake_loader(trunk, source):
+        calls.append(source)
+        with torch.no_grad():
+            trunk[0].weight.fill_(0.25)
+
+    monkeypatch.setattr(backbones, "load_resnet18_trunk_weights", fake_loader, raising=False)
+    source = tmp_path / "resnet18_msceleb.pth"
+    kwargs = {"input_size": (3, 32, 32)} if name == "dacl" else {}
+    model = ferkit.create_model(name, backbone_weights=source, **kwargs)
+    assert calls == [source]
+    assert bool((model.features[0].weight == 0.25).all())
+    cfg = model.ferkit_config
+    assert "backbone_weights" not in cfg.model_kwargs
+    assert cfg.provenance["backbone_weights"] == "resnet18_msceleb.pth"
+    ferkit.save_checkpoint(model, tmp_path / "ckpt")
+    loaded = ferkit.load_checkpoint(tmp_path / "ckpt")
+    assert calls == [source]
+    assert bool((loaded.features[0].weight == 0.25).all())
+    assert loaded.ferkit_config.provenance["backbone_weights"] == "resnet18_msceleb.pth"

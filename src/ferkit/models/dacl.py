@@ -36,7 +36,8 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -174,9 +175,10 @@ def checkpoint_filter(raw: dict[str, Any]) -> dict[str, Tensor]:
     checkpoint_filter=checkpoint_filter,
 )
 def dacl(*, num_classes: int = 7, in_chans: int = 3, input_size: Sequence[int] = (224, 224),
-         backbone_weights: str | None = None) -> DACL:
+         backbone_weights: str | Path | Mapping[str, Tensor] | None = None) -> DACL:
     """DACL; ``backbone_weights`` is a ResNet-18 checkpoint (e.g. the MS-Celeb-1M
-    ``resnet18_msceleb.pth`` in torchvision key names) loaded into the trunk."""
+    ``resnet18_msceleb.pth`` in torchvision key names, or its state dict) loaded into the
+    trunk; init-only, recorded in the config's provenance, not its kwargs."""
     model = DACL(num_classes=num_classes, in_chans=in_chans, input_size=input_size)
     if backbone_weights is not None:
         from ferkit.models.backbones import load_resnet18_trunk_weights

@@ -51,6 +51,9 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
+
 import torch
 from torch import Tensor, nn
 
@@ -209,9 +212,10 @@ class DSAN(nn.Module):
     "recognition in the wild, IJMLC 2024 (no public code; ferkit's design, see docs)",
 )
 def dsan(*, num_classes: int = 7, in_chans: int = 3, gfe_hidden: int = 64, subspaces: int = 4,
-         backbone_weights: str | None = None) -> DSAN:
+         backbone_weights: str | Path | Mapping[str, Tensor] | None = None) -> DSAN:
     """DSAN; ``backbone_weights`` is a ResNet-18 checkpoint (e.g. the MS-Celeb-1M
-    ``resnet18_msceleb.pth`` in torchvision key names) loaded into the trunk."""
+    ``resnet18_msceleb.pth`` in torchvision key names, or its state dict) loaded into the
+    trunk; init-only, recorded in the config's provenance, not its kwargs."""
     model = DSAN(num_classes=num_classes, in_chans=in_chans, gfe_hidden=gfe_hidden,
                  subspaces=subspaces)
     if backbone_weights is not None:
