@@ -295,6 +295,10 @@ def test_deep_emotion_imports_reference_state_dict_with_identical_outputs(tmp_pa
     expected = _deep_emotion_reference_forward(state, x)
     torch.testing.assert_close(out.logits, expected)
     assert not torch.allclose(out.attention["warped"], x, atol=1e-3)  # the STN did warp
+    # a DataParallel save inside a wrapper imports the same
+    torch.save({"state_dict": {f"module.{k}": v for k, v in state.items()}}, tmp_path / "dp.pt")
+    wrapped = import_upstream(tmp_path / "dp.pt", "deep_emotion")
+    torch.testing.assert_close(wrapped(x).logits, expected)
 
 
 def test_deep_emotion_broken_state_dict_names_the_keys(tmp_path):

@@ -46,6 +46,7 @@ from torch import Tensor, nn
 from ferkit.config import IMAGENET_DATA
 from ferkit.errors import FerkitError
 from ferkit.models.backbones import RESNET18_CHANNELS, resnet18_trunk
+from ferkit.models.convert import strip_prefix, unwrap
 from ferkit.models.output import FEROutput
 from ferkit.models.registry import register_model
 
@@ -150,15 +151,11 @@ def checkpoint_filter(raw: dict[str, Any]) -> dict[str, Tensor]:
     ``module.attention.0.weight``, ``module.fc.bias`` ….  A bare state dict (with or
     without ``module.``) is accepted too.
     """
-    for wrapper in ("model_state_dict", "state_dict"):
-        if isinstance(raw.get(wrapper), dict):
-            raw = raw[wrapper]
-            break
+    raw = strip_prefix(unwrap(raw, "model_state_dict", "state_dict"), "module.")
     state: dict[str, Tensor] = {}
     for key, value in raw.items():
         if not isinstance(value, torch.Tensor):
             continue  # e.g. a stray "epoch" beside the tensors
-        key = key.removeprefix("module.")
         head, _, rest = key.partition(".")
         if head in _TORCHVISION_TRUNK_INDEX:
             key = f"features.{_TORCHVISION_TRUNK_INDEX[head]}.{rest}"

@@ -42,6 +42,7 @@ from torch import Tensor, nn
 
 from ferkit.config import GRAY48_DATA
 from ferkit.errors import FerkitError
+from ferkit.models.convert import strip_prefix, unwrap
 from ferkit.models.output import FEROutput
 from ferkit.models.registry import register_model
 
@@ -128,11 +129,8 @@ class DeepEmotion(nn.Module):
 def checkpoint_filter(raw: dict[str, Any]) -> dict[str, Tensor]:
     """The reference saves ``net.state_dict()`` as is (``conv1.weight`` … ``fc_loc.2.bias``);
     a ``module.`` prefix (DataParallel) or a ``{"state_dict": …}`` wrapper is tolerated."""
-    for wrapper in ("model_state_dict", "state_dict"):
-        if isinstance(raw.get(wrapper), dict):
-            raw = raw[wrapper]
-            break
-    return {k.removeprefix("module."): v for k, v in raw.items() if isinstance(v, Tensor)}
+    state = strip_prefix(unwrap(raw, "model_state_dict", "state_dict"), "module.")
+    return {k: v for k, v in state.items() if isinstance(v, Tensor)}
 
 
 @register_model(
