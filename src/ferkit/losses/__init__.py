@@ -17,6 +17,14 @@ Example:
 """
 
 from ferkit.losses.center import CenterLoss
+from ferkit.losses.dacl import SparseCenterLoss
 from ferkit.losses.dan import AffinityLoss, PartitionLoss
+from ferkit.losses.dsan import FeatureRecalibrationLoss
 
-__all__ = ["AffinityLoss", "CenterLoss", "PartitionLoss"]
+__all__ = [
+    "AffinityLoss",
+    "CenterLoss",
+    "FeatureRecalibrationLoss",
+    "PartitionLoss",
+    "SparseCenterLoss",
+]
