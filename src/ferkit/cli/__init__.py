@@ -35,6 +35,7 @@ app = typer.Typer(
 _COMMAND_MODULES = (
     "ferkit.cli.info",
     "ferkit.cli.export",
+    "ferkit.cli.video",
     "ferkit.cli.data",
 )
 
