@@ -504,10 +504,11 @@ def check_gui() -> None:
 def open_camera(index: int = 0):
     """An opened ``cv2.VideoCapture`` for camera ``index`` or an :class:`InputError`."""
     cv2 = _import_cv2()
-    capture = cv2.VideoCapture(index)
-    ok = capture.isOpened()
-    if ok:
-        ok, _ = capture.read()
+    with _quiet_opencv(cv2):  # OpenCV logs its own V4L2/FFMPEG warnings; ours says it better
+        capture = cv2.VideoCapture(index)
+        ok = capture.isOpened()
+        if ok:
+            ok, _ = capture.read()
     if not ok:
         capture.release()
         found = sorted(p.name for p in Path("/dev").glob("video*")) if Path("/dev").is_dir() else []
@@ -547,6 +548,20 @@ def run_webcam(recognizer: RecognizerLike, *, camera: int = 0, alpha: float = DE
         # A headless build raises here: there was never a window to close.
         with contextlib.suppress(cv2.error):
             cv2.destroyAllWindows()
+
+
+@contextlib.contextmanager
+def _quiet_opencv(cv2):
+    logging = getattr(getattr(cv2, "utils", None), "logging", None)
+    if logging is None:
+        yield
+        return
+    previous = logging.getLogLevel()
+    logging.setLogLevel(logging.LOG_LEVEL_ERROR)
+    try:
+        yield
+    finally:
+        logging.setLogLevel(previous)
 
 
 def _now() -> float:
