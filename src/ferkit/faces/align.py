@@ -15,7 +15,9 @@ Two recipes, chosen by ``DataConfig.alignment`` (so training and inference crop 
     came from a box detector).  Also the fallback of ``"five_point"`` when the detector gives
     no landmarks (Haar, or boxes passed by the caller).
 
-Pixels outside the image are black.  Every :class:`AlignedFace` keeps its 2x3
+Coordinates are continuous with pixel edges on integers (pixel column ``j`` spans
+``[j, j+1)``), so the box ``(0, 0, W, H)`` is the whole image; detectors report points in
+the same convention.  Pixels outside the image are black.  Every :class:`AlignedFace` keeps its 2x3
 image→crop matrix, so maps computed on the crop (Grad-CAM) can be projected back.
 """
 
@@ -142,13 +144,16 @@ def whole_image_face(image_rgb: np.ndarray, data: DataConfig) -> AlignedFace:
     height, width = image_rgb.shape[:2]
     out_h, out_w = data.input_size[1:]
     matrix = np.array([[out_w / width, 0.0, 0.0], [0.0, out_h / height, 0.0]])
-    return AlignedFace(crop=warp(image_rgb, matrix, (out_h, out_w)),
+    # Replicate: the crop covers exactly the image, so no black should bleed in at the edges.
+    return AlignedFace(crop=warp(image_rgb, matrix, (out_h, out_w), replicate_border=True),
                        box=(0.0, 0.0, float(width), float(height)), landmarks=None,
                        detector_score=None, matrix=matrix)
 
 
-def warp(image: np.ndarray, matrix: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
-    """Apply the image→crop ``matrix``, producing an ``(H, W, 3)`` crop.
+def warp(image: np.ndarray, matrix: np.ndarray, size_hw: tuple[int, int], *,
+         replicate_border: bool = False) -> np.ndarray:
+    """Apply the image→crop ``matrix``, producing an ``(H, W, 3)`` crop (outside the image:
+    black, or the nearest edge pixel with ``replicate_border``).
 
     When the crop shrinks the face more than 2x, the face region is first reduced with area
     averaging, so small crops of big faces are not aliased.
@@ -178,6 +183,12 @@ def warp(image: np.ndarray, matrix: np.ndarray, size_hw: tuple[int, int]) -> np.
             local[:, 1] = matrix[:, 1] / fy
             local[:, 2] = matrix[:, 2] + matrix[:, 0] * x0 + matrix[:, 1] * y0
             image, matrix = small, local
-    return cv2.warpAffine(np.ascontiguousarray(image), matrix, (out_w, out_h),
-                          flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+    # ferkit's coordinates put pixel edges on integers (pixel j spans [j, j+1)); OpenCV puts
+    # pixel centres there: x_cv = x - 0.5 on both sides of the map.
+    cv_matrix = matrix.copy()
+    cv_matrix[:, 2] += matrix[:, :2] @ np.array([0.5, 0.5]) - 0.5
+    return cv2.warpAffine(np.ascontiguousarray(image), cv_matrix, (out_w, out_h),
+                          flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE if replicate_border
+                          else cv2.BORDER_CONSTANT,
                           borderValue=(0, 0, 0))

@@ -116,7 +116,7 @@ def create_detector(name: str | FaceDetector = "retinaface", **options) -> FaceD
 
 def _import_backends() -> None:
     # Plain imports fill the registry; the heavy libraries load only when a detector is built.
-    from ferkit.faces import haar, retinaface  # noqa: F401
+    from ferkit.faces import haar, retinaface, yunet  # noqa: F401
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:

@@ -1,8 +1,9 @@
 """OpenCV's Viola-Jones frontal-face Haar cascade: a fallback detector (boxes, no landmarks).
 
 It misses more faces than RetinaFace (38/43 on the dlib photos, DESIGN.md) and is slower,
-but needs only OpenCV.  OpenCV 5 wheels no longer ship the cascade XML files, so the file is
-looked for in this order: the ``cascade_path`` argument, ``$FERKIT_HAAR_CASCADE``,
+but needs only OpenCV 4 (OpenCV 5 dropped ``CascadeClassifier``: there this detector
+explains that and the others remain).  OpenCV 5 wheels ship no cascade XML files either, so
+the file is looked for in this order: the ``cascade_path`` argument, ``$FERKIT_HAAR_CASCADE``,
 ``cv2.data.haarcascades`` (OpenCV 4 wheels), then the Debian/Ubuntu ``opencv-data``
 package's folders.
 """
@@ -58,6 +59,12 @@ class HaarDetector:
         except ImportError as exc:
             raise FerkitError("the haar detector needs OpenCV: "
                               "`pip install opencv-python-headless`") from exc
+        if not hasattr(cv2, "CascadeClassifier"):
+            raise FerkitError(
+                f"the haar detector needs OpenCV 4: OpenCV {cv2.__version__} has no "
+                "CascadeClassifier. Use detector='retinaface' or 'yunet', or install "
+                "opencv-python-headless<5 (replacing, not beside, the installed OpenCV)"
+            )
         path = Path(cascade_path) if cascade_path else find_cascade()
         if path is None or not path.is_file():
             raise FerkitError(
