@@ -132,7 +132,7 @@ def test_top_k_keeps_the_best_classes_in_order(recognizer):
     top = recognizer(image, detect=False, top_k=3).faces[0]
     assert len(top.probs) == 3
     assert list(top.probs) == sorted(full.probs, key=full.probs.get, reverse=True)[:3]
-    assert list(top.probs)[0] == top.label == full.label
+    assert next(iter(top.probs)) == top.label == full.label
     with pytest.raises(FerkitError, match="top_k"):
         recognizer(image, detect=False, top_k=0)
 
@@ -237,4 +237,4 @@ def test_detector_object_and_options(tiny_checkpoint):
     face = rec(_patterned(40, 40, 15)).faces[0]
     assert face.box == (5, 5, 25, 25) and face.detector_score == 0.5
     with pytest.raises(FerkitError, match="unknown face detector"):
-        ferkit.Recognizer.from_pretrained(tiny_checkpoint, detector="nope").detector
+        _ = ferkit.Recognizer.from_pretrained(tiny_checkpoint, detector="nope").detector
