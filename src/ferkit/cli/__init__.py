@@ -37,6 +37,7 @@ _COMMAND_MODULES = (
     "ferkit.cli.export",
     "ferkit.cli.video",
     "ferkit.cli.data",
+    "ferkit.cli.predict",
 )
 
 for _module in _COMMAND_MODULES:
