@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# backend="auto" exports models to ONNX and caches them: keep that out of the home directory.
+os.environ.setdefault("FERKIT_CACHE", tempfile.mkdtemp(prefix="ferkit-test-cache-"))
 
 import torch
 

@@ -240,3 +240,70 @@ def test_webcam_without_camera_or_display_says_how_to_fix(monkeypatch):
     monkeypatch.setattr(video, "_opencv_gui_backend", lambda cv2: "NONE")
     with pytest.raises(FerkitError, match="no GUI.*pip install opencv-python"):
         video.check_gui()
+
+
+# ------------------------------------------------- real Recognizer on a synthetic face clip
+
+FACE_PHOTO = ("face_photos", "dlib", "examples", "faces", "2008_001322.jpg")  # 3 faces
+SHIFT_PX, N_FRAMES, WINDOW = 6, 6, 440
+
+
+@pytest.fixture(scope="module")
+def face_clip(tmp_path_factory):
+    """A 6-frame clip panning across a 3-face photo: faces move 6 px left per frame."""
+    from conftest import shared_path
+
+    photo = cv2.imread(str(shared_path(*FACE_PHOTO)))
+    frames = [np.ascontiguousarray(photo[:, SHIFT_PX * i:SHIFT_PX * i + WINDOW])
+              for i in range(N_FRAMES)]
+    return _write_video(tmp_path_factory.mktemp("clip") / "faces.avi", frames, fps=5.0)
+
+
+def test_real_recognizer_keeps_track_ids_on_moving_faces(face_clip, tiny_checkpoint, tmp_path):
+    import ferkit
+
+    rec = ferkit.Recognizer.from_pretrained(tiny_checkpoint, backend="torch")
+    results = []
+    summary = analyze_video(face_clip, rec, csv_path=tmp_path / "faces.csv",
+                            on_frame=lambda i, r: results.append(r))
+    assert summary.frames_processed == N_FRAMES and summary.fps == pytest.approx(5.0)
+    assert [len(r.faces) for r in results] == [3] * N_FRAMES
+    assert sorted(summary.tracks) == [1, 2, 3]
+    assert all(t["frames"] == N_FRAMES for t in summary.tracks.values())
+    # Each track follows one face (the faces are >100 px apart): its box moves left with the
+    # pan, 6 px per frame, within the detector's jitter on MJPEG frames (~5 px).
+    for track_id in (1, 2, 3):
+        xs = np.array([next(f.face.box[0] for f in r.faces if f.track_id == track_id)
+                       for r in results])
+        expected = xs[0] - SHIFT_PX * np.arange(N_FRAMES)
+        assert np.all(np.abs(xs - expected) <= 6), (track_id, xs)
+    rows = list(csv.DictReader((tmp_path / "faces.csv").open()))
+    assert len(rows) == 3 * N_FRAMES
+    labels = rec.config.label_names
+    for row in rows:
+        assert sum(float(row[f"p_{k}"]) for k in labels) == pytest.approx(1.0, abs=1e-4)
+        assert row["label"] == max(labels, key=lambda k: float(row[f"p_{k}"]))
+
+
+def test_cli_video_writes_annotated_video_csv_and_json(face_clip, tiny_checkpoint, tmp_path,
+                                                       capsys):
+    import json
+
+    from ferkit.cli import main
+
+    out, table = tmp_path / "annotated.mp4", tmp_path / "r.csv"
+    code = main(["video", str(face_clip), "--out", str(out), "--csv", str(table), "--every",
+                 "2", "--model", str(tiny_checkpoint), "--backend", "torch", "--format", "json"])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["frames_read"] == N_FRAMES and summary["frames_processed"] == 3
+    assert sorted(summary["tracks"]) == ["1", "2", "3"]
+    written = cv2.VideoCapture(str(out))
+    assert int(written.get(cv2.CAP_PROP_FRAME_COUNT)) == N_FRAMES
+    written.release()
+    assert len(list(csv.DictReader(table.open()))) == 9
+
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"\x00" * 1000)
+    assert main(["video", str(junk), "--model", str(tiny_checkpoint)]) == 2
+    assert "cannot read video" in capsys.readouterr().err
