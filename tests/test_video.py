@@ -228,9 +228,14 @@ def test_unreadable_videos_say_what_is_wrong(tmp_path):
         analyze_video(src, SquareFinder(lambda i: (1, 0, 0)), out=tmp_path / "x.gif")
 
 
-def test_webcam_without_camera_or_display_says_how_to_fix(monkeypatch):
+def test_webcam_without_camera_or_display_says_how_to_fix(monkeypatch, capsys):
+    from ferkit.cli import main
+
     with pytest.raises(InputError, match="no camera at index 7"):
         video.open_camera(7)
+    # The CLI checks the camera before loading any model: one line, exit status 2.
+    assert main(["webcam", "--camera", "7", "--model", "/nonexistent"]) == 2
+    assert "error: no camera at index 7" in capsys.readouterr().err
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     monkeypatch.setattr(video.sys, "platform", "linux")

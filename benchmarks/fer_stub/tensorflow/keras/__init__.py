@@ -1,0 +1,1 @@
+"""Empty: fer imports ``tensorflow.keras.models`` at module level."""
