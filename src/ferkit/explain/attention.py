@@ -33,8 +33,8 @@ from ferkit.explain.base import (
     BatchExplanation,
     Explainer,
     normalise_maps,
+    TopClassTarget,
     resize_maps,
-    target_indices,
 )
 
 #: spatial stacks (B, N, H, W): one map per head/subspace plus the mean
@@ -64,6 +64,10 @@ class AttentionExplainer(Explainer):
 
     def explain_batch(self, x: Tensor, targets: list[Callable[[Tensor], Tensor]]
                       ) -> BatchExplanation:
+        if not all(isinstance(t, TopClassTarget) for t in targets):
+            raise FerkitError("method='attention' shows what the architecture attends to for "
+                              "any class, so it takes no target; use a CAM method "
+                              f"({', '.join(GENERIC_METHODS)}) to explain a chosen class")
         device = next(self.model.parameters()).device
         was_training = self.model.training
         self.model.eval()
@@ -82,7 +86,7 @@ class AttentionExplainer(Explainer):
         result = BatchExplanation(
             method=self.method, label_names=self.label_names,
             probs=torch.softmax(logits, -1).numpy(),
-            target_index=target_indices(targets, logits),
+            target_index=[None] * x.shape[0],
         )
         size = tuple(x.shape[-2:])
         attention = {k: v.detach().float().cpu() for k, v in out.attention.items()}

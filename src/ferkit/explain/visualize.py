@@ -129,21 +129,21 @@ def _stacked_maps(maps: dict[str, np.ndarray]) -> list[tuple[str, int, np.ndarra
 
 
 def _draw_main(sub: Any, exp: FaceExplanation) -> None:
-    axes = sub.subplots(1, 3, width_ratios=[1, 1.25, 1.4])
-    axes[0].imshow(exp.crop)
-    axes[0].set_title("aligned face crop")
     if exp.maps:
+        axes = sub.subplots(1, 3, width_ratios=[1, 1.25, 1.4])
         name = exp.primary_map
         axes[1].imshow(exp.crop)
         shown = axes[1].imshow(exp.maps[name], cmap=CMAP, vmin=0, vmax=1, alpha=0.5)
         axes[1].set_title(_TITLES.get(name, name))
         sub.colorbar(shown, ax=axes[1], fraction=0.046, pad=0.02, label="relevance (0–1)")
-    else:
-        axes[1].text(0.5, 0.5, "no spatial map", ha="center", va="center")
-    for ax in axes[:2]:
+    else:  # Deep-Emotion: the STN row below is the picture
+        axes = sub.subplots(1, 2, width_ratios=[1, 1.4])
+    axes[0].imshow(exp.crop)
+    axes[0].set_title("aligned face crop")
+    for ax in axes[:-1]:
         ax.set_xticks([])
         ax.set_yticks([])
-    _draw_probs(axes[2], exp)
+    _draw_probs(axes[-1], exp)
 
 
 def _draw_probs(ax: Any, exp: FaceExplanation) -> None:
@@ -191,9 +191,10 @@ def _draw_vector(sub: Any, key: str, value: np.ndarray) -> None:
         ax.set_yticks(range(strip.shape[0]), [str(i + 1) for i in range(strip.shape[0])])
     else:
         ax.set_yticks([])
-    titles = {"channel": "DAN channel attention per head (sigmoid weights)",
-              "element_weights": "DACL attention weights over the 512 feature elements",
-              "gfe_weights": "DSAN global-feature-element weights"}
+    n = strip.shape[1]
+    titles = {"channel": f"DAN channel attention per head ({n} sigmoid weights each)",
+              "element_weights": f"DACL attention weights over the {n} feature elements",
+              "gfe_weights": f"DSAN global-feature-element weights ({n})"}
     ax.set_title(titles.get(key, key), fontsize=10)
     sub.colorbar(shown, ax=ax, fraction=0.03, pad=0.01, label="weight")
 
@@ -202,14 +203,19 @@ def _draw_stn(sub: Any, exp: FaceExplanation) -> None:
     axes = sub.subplots(1, 3)
     grid = exp.grids["stn"]
     axes[0].imshow(exp.crop)
-    step = max(1, grid.shape[0] // 8)
-    for row in grid[::step]:
-        axes[0].plot(row[:, 0], row[:, 1], color="yellow", lw=0.8)
-    for col in grid[:, ::step].transpose(1, 0, 2):
-        axes[0].plot(col[:, 0], col[:, 1], color="yellow", lw=0.8)
+    # about 9 lines each way, always including the outer border of the sampled region
+    rows = sorted(set(np.linspace(0, grid.shape[0] - 1, 9).round().astype(int)))
+    cols = sorted(set(np.linspace(0, grid.shape[1] - 1, 9).round().astype(int)))
+    for r in rows:
+        axes[0].plot(grid[r, :, 0], grid[r, :, 1], color="yellow", lw=0.8)
+    for c in cols:
+        axes[0].plot(grid[:, c, 0], grid[:, c, 1], color="yellow", lw=0.8)
     axes[0].set_xlim(-0.5, exp.crop.shape[1] - 0.5)
     axes[0].set_ylim(exp.crop.shape[0] - 0.5, -0.5)
-    axes[0].set_title("input + STN sampling grid", fontsize=10)
+    theta = exp.vectors.get("theta")
+    detail = "" if theta is None else "\nθ = " + "; ".join(
+        " ".join(f"{v:+.2f}" for v in row) for row in np.asarray(theta).reshape(2, 3))
+    axes[0].set_title(f"input + STN sampling grid{detail}", fontsize=9)
     warped = exp.images.get("stn_warped_crop")
     if warped is not None:
         axes[1].imshow(warped)
