@@ -32,8 +32,8 @@ from ferkit.errors import FerkitError
 from ferkit.explain.base import (
     BatchExplanation,
     Explainer,
-    normalise_maps,
     TopClassTarget,
+    normalise_maps,
     resize_maps,
 )
 
