@@ -4,7 +4,6 @@ architecture attention, projection to the photo, figures, embeddings, training p
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -26,7 +25,6 @@ from ferkit.explain import (
     image_to_crop,
     project_map,
 )
-from ferkit.explain import api as explain_api
 from ferkit.models.output import FEROutput
 
 
@@ -74,6 +72,17 @@ def _batch(dataset: FakeFER, indices) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.stack(xs), torch.as_tensor(ys)
 
 
+class _OneThread:
+    """Tiny convs on a shared 2-core machine: one thread beats two."""
+
+    def __enter__(self):
+        self.threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+
+    def __exit__(self, *exc):
+        torch.set_num_threads(self.threads)
+
+
 def _train_tiny(steps: int, seed: int = 0, size: int = 24) -> tuple[nn.Module, FakeFER]:
     torch.manual_seed(seed)
     model = _with_config(TinyCNN(), input_size=(1, size, size))
@@ -96,51 +105,20 @@ def _train_tiny(steps: int, seed: int = 0, size: int = 24) -> tuple[nn.Module, F
     return model.eval(), data
 
 
-@dataclass(frozen=True)
-class _Face:  # the fields of inference's FaceResult that explain() fills
-    box: tuple
-    landmarks: object
-    detector_score: object
-    probs: dict
-    label: str
-    score: float
-    crop_matrix: tuple
+class FixedFaces:
+    """A face detector that "finds" known boxes (no landmarks: box alignment)."""
 
-
-@dataclass(frozen=True)
-class _Aligned:
-    crop: np.ndarray
-    box: tuple
-    landmarks: object
-    detector_score: float
-    matrix: np.ndarray
-
-
-class FakeRecognizer:
-    """detect_and_align() with known boxes and box-alignment matrices."""
-
-    def __init__(self, model, boxes=((20, 30, 120, 130), (150, 40, 230, 120))):
-        self.model = model
-        self.config = model.ferkit_config
+    def __init__(self, boxes=((20, 30, 120, 130), (150, 40, 230, 120))):
         self.boxes = boxes
 
-    def detect_and_align(self, image):
-        _, h, w = self.config.data.input_size
-        faces = []
-        for x1, y1, x2, y2 in self.boxes:
-            s = w / (x2 - x1)
-            m = np.array([[s, 0, -x1 * s], [0, s, -y1 * s]])
-            faces.append(_Aligned(cv2.warpAffine(image, m, (w, h)), (x1, y1, x2, y2), None,
-                                  0.9, m))
-        return faces
+    def detect(self, image_rgb):
+        from ferkit.faces.base import Detection
+
+        return [Detection(box=tuple(map(float, b)), score=0.9) for b in self.boxes]
 
 
-@pytest.fixture
-def fake_face_result(monkeypatch):
-    try:
-        explain_api._face_result_class()
-    except ImportError:
-        monkeypatch.setattr(explain_api, "_face_result_class", lambda: _Face)
+def _recognizer(model, **kw):
+    return ferkit.Recognizer(model, detector=FixedFaces(**kw))
 
 
 @pytest.fixture(scope="module")
@@ -312,11 +290,11 @@ def _stn_stub(theta_value):
     return _stub(stn, input_size=(1, 48, 48))
 
 
-def test_identity_stn_view_equals_the_input(fake_face_result):
+def test_identity_stn_view_equals_the_input():
     model = _stn_stub([[1.0, 0, 0], [0, 1.0, 0]])
     model.conv = nn.Conv2d(1, 8, 3, stride=4, padding=1)
     img = (np.random.default_rng(0).random((180, 260, 3)) * 255).astype(np.uint8)
-    faces = explain(FakeRecognizer(model), img, method="attention")
+    faces = explain(_recognizer(model), img, method="attention")
     face = faces[0]
     np.testing.assert_allclose(face.images["stn_warped_crop"], face.crop / 255.0, atol=1e-6)
     gray = np.asarray(Image.fromarray(face.crop).convert("L"), np.float32) / 255
@@ -327,11 +305,11 @@ def test_identity_stn_view_equals_the_input(fake_face_result):
     np.testing.assert_allclose(face.grids["stn"], np.stack([xs, ys], -1), atol=1e-4)
 
 
-def test_zoomed_stn_grid_covers_the_centre(fake_face_result):
+def test_zoomed_stn_grid_covers_the_centre():
     model = _stn_stub([[0.5, 0, 0], [0, 0.5, 0]])  # samples the central half
     model.conv = nn.Conv2d(1, 8, 3, stride=4, padding=1)
     img = (np.random.default_rng(0).random((180, 260, 3)) * 255).astype(np.uint8)
-    grid = explain(FakeRecognizer(model), img, method="attention")[0].grids["stn"]
+    grid = explain(_recognizer(model), img, method="attention")[0].grids["stn"]
     # pixel centres 0..47 (centre 23.5) sample 23.5 ± 0.5 * 23.5 in the input
     assert grid[..., 0].min() == pytest.approx(11.75, abs=1e-3)
     assert grid[..., 0].max() == pytest.approx(35.25, abs=1e-3)
@@ -356,28 +334,103 @@ def test_projection_round_trip_puts_a_crop_point_on_the_right_pixel():
     assert projected.max() > 0.9
 
 
-def test_explain_photo_maps_at_crop_size_and_projected(fake_face_result, tiny_checkpoint,
-                                                       tmp_path):
+def test_explain_photo_maps_at_crop_size_and_projected(tiny_checkpoint, tmp_path):
     from ferkit.explain.visualize import face_figure, overlay_on_image
 
     model = ferkit.load_checkpoint(tiny_checkpoint)
     img = np.zeros((180, 260, 3), np.uint8)
     img[40:120, 160:220] = 200
-    faces = explain(FakeRecognizer(model), img, method="gradcam", target="sad")
+    recognizer = _recognizer(model)
+    faces = explain(recognizer, img, method="gradcam", target="sad")
     assert len(faces) == 2 and all(f.target == "sad" for f in faces)
-    for f in faces:
+    plain = recognizer(img)
+    for f, r in zip(faces, plain.faces, strict=True):
         assert f.maps["gradcam"].shape == f.crop.shape[:2] == (64, 64)
         assert 0 <= f.maps["gradcam"].min() <= f.maps["gradcam"].max() <= 1
-        assert sum(f.face.probs.values()) == pytest.approx(1.0, abs=1e-5)
+        # same crops, same preprocessing: the probabilities are the Recognizer's
+        assert f.face.box == r.box and f.face.crop_matrix == r.crop_matrix
+        for name, p in r.probs.items():
+            assert f.face.probs[name] == pytest.approx(p, abs=1e-5)
+    # The projected map at a photo pixel is the crop map at that pixel's crop coordinates.
+    heat = faces[1].maps["gradcam"]
     projected = faces[1].project(None, img.shape[:2])
-    # outside the second face's box nothing is drawn; inside, the map's values reappear.
-    assert projected[:, :148].max() == 0 and projected[:38].max() == 0
-    assert projected[40:120, 150:230].max() > 0.9
+    inside = 0
+    for x, y in [(150, 40), (170, 60), (190, 80), (210, 100), (229, 119), (5, 5), (100, 170)]:
+        (u, v), = image_to_crop([[x, y]], faces[1].matrix)
+        if 0 <= u <= 62 and 0 <= v <= 62:
+            u0, v0 = int(u), int(v)
+            fu, fv = u - u0, v - v0
+            expected = ((1 - fu) * (1 - fv) * heat[v0, u0] + fu * (1 - fv) * heat[v0, u0 + 1]
+                        + (1 - fu) * fv * heat[v0 + 1, u0] + fu * fv * heat[v0 + 1, u0 + 1])
+            assert projected[y, x] == pytest.approx(expected, abs=0.02)
+            inside += 1
+        elif u < -1 or v < -1 or u > 64 or v > 64:
+            assert projected[y, x] == 0
+    assert inside == 5
     figure = face_figure(faces[0])
     overlay = overlay_on_image(img, faces)
     figure.save(tmp_path / "face.png")
     overlay.save(tmp_path / "overlay.png")
     assert figure.size[0] > 800 and overlay.size[1] == 180 and overlay.size[0] > 260
+
+
+# --------------------------------------------------------------------------- real architectures
+def test_dan_head_maps_differ_after_partition_loss_training():
+    from ferkit.losses.dan import PartitionLoss
+
+    torch.manual_seed(0)
+    model = ferkit.create_model("dan_test", num_head=4)
+    data = FakeFER(48, image_size=64, channels=3,
+                   transform=eval_transform(model.ferkit_config.data))
+    x, y = _batch(data, range(48))
+    partition = PartitionLoss()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    losses = []
+    model.train()
+    with _OneThread():
+        for step in range(6):
+            out = model(x[step * 8:(step + 1) * 8])
+            loss_p = partition.from_output(out)
+            loss = nn.functional.cross_entropy(out.logits, y[step * 8:(step + 1) * 8]) + loss_p
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss_p.item())
+    assert losses[-1] < losses[0]  # the heads were pushed apart
+    r = explain_tensor(model, x[:8], method="attention")
+    heads = np.stack([r.maps[f"spatial[{i}]"] for i in range(4)])
+    diffs = [np.abs(heads[i] - heads[j]).mean() for i in range(4) for j in range(i + 1, 4)]
+    assert min(diffs) > 0.05, diffs
+    assert r.vectors["channel"].shape == (8, 4, 64)
+    assert ((r.vectors["channel"] > 0) & (r.vectors["channel"] < 1)).all()  # sigmoid
+
+
+def test_identity_initialised_deep_emotion_stn_view_equals_the_input():
+    torch.manual_seed(0)
+    model = ferkit.create_model("deep_emotion")
+    img = (np.random.default_rng(0).random((180, 260, 3)) * 255).astype(np.uint8)
+    face = explain(_recognizer(model), img, method="attention")[0]
+    assert face.maps == {}
+    np.testing.assert_allclose(face.vectors["theta"], [[1, 0, 0], [0, 1, 0]], atol=1e-6)
+    np.testing.assert_allclose(face.images["stn_warped"], face.images["stn_input"], atol=1e-5)
+    np.testing.assert_allclose(face.images["stn_warped_crop"], face.crop / 255.0, atol=1e-6)
+    r = explain_tensor(model, torch.randn(2, 1, 48, 48), method="gradcam")
+    assert np.isfinite(r.maps["gradcam"]).all()
+
+
+@pytest.mark.parametrize("name", ["dacl", "dsan"])
+def test_dacl_dsan_attention_on_the_real_models(name):
+    torch.manual_seed(0)
+    model = ferkit.create_model(name, input_size=(3, 64, 64))
+    r = explain_tensor(model, torch.randn(2, 3, 64, 64), method="attention")
+    key = "element_weights" if name == "dacl" else "gfe_weights"
+    assert r.vectors[key].shape == (2, 512)
+    assert not any(k.endswith("logits") for k in r.vectors)
+    for m in r.maps.values():
+        assert m.shape == (2, 64, 64) and np.isfinite(m).all()
+        assert m.min() >= 0 and m.max() <= 1
+    if name == "dsan":
+        assert {"mff_maps", "mff_maps[0]", "mff_maps[3]"} <= set(r.maps)
 
 
 # --------------------------------------------------------------------------- embeddings, plots

@@ -15,10 +15,9 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
-from PIL import Image
 from torch import Tensor, nn
 
-from ferkit.errors import FerkitError, InputError
+from ferkit.errors import FerkitError
 from ferkit.explain.attention import AttentionExplainer
 from ferkit.explain.base import BatchExplanation, Explainer
 from ferkit.explain.cam import (
@@ -133,34 +132,39 @@ class FaceExplanation:
 
 
 def explain(recognizer: Any, image: Any, *, method: str = "gradcam",
-            target: TargetLike = None,
-            target_layer: nn.Module | str | None = None) -> list[FaceExplanation]:
+            target: TargetLike = None, target_layer: nn.Module | str | None = None,
+            boxes: Sequence[Sequence[float]] | None = None,
+            detect: bool = True) -> list[FaceExplanation]:
     """Detect, align and explain every face in ``image`` (path, bytes, PIL or RGB array).
+
+    The faces, crops and preprocessing are the Recognizer's own
+    (``detect_and_align`` → ``preprocess``), so the probabilities match ``recognizer(image)``
+    and the maps explain exactly the crops it classified.  ``boxes``/``detect`` are passed
+    to ``detect_and_align`` (known face boxes; ``detect=False`` for an already-cropped face).
 
     Example:
         >>> import ferkit
         >>> from ferkit.explain import explain
         >>> from ferkit.explain.visualize import face_figure
-        >>> rec = ferkit.Recognizer.from_pretrained("default")        # doctest: +SKIP
+        >>> rec = ferkit.Recognizer.from_pretrained("runs/dan/best")   # doctest: +SKIP
         >>> faces = explain(rec, "photo.jpg", method="gradcam++")     # doctest: +SKIP
         >>> face_figure(faces[0]).save("face0.png")                    # doctest: +SKIP
     """
-    rgb = _load_rgb(image)
-    aligned = recognizer.detect_and_align(rgb)
+    aligned = recognizer.detect_and_align(image, boxes=boxes, detect=detect)
     if not aligned:
         return []
-    cfg = recognizer.config
-    from ferkit.data.transforms import eval_transform
-
-    transform = eval_transform(cfg.data)
-    batch = torch.stack([transform(Image.fromarray(face.crop)) for face in aligned])
+    batch = torch.from_numpy(recognizer.preprocess([face.crop for face in aligned]))
     result = explain_tensor(recognizer.model, batch, method=method, target=target,
                             target_layer=target_layer)
-    return [_face_explanation(face, result, i, cfg.label_names)
-            for i, face in enumerate(aligned)]
+    label_names = tuple(recognizer.config.label_names)
+    return [
+        _face_explanation(face, recognizer._face_result(face, result.probs[i], None), result, i,
+                          label_names)
+        for i, face in enumerate(aligned)
+    ]
 
 
-def _face_explanation(face: Any, result: BatchExplanation, i: int,
+def _face_explanation(face: Any, face_result: Any, result: BatchExplanation, i: int,
                       label_names: Sequence[str]) -> FaceExplanation:
     crop = np.asarray(face.crop)
     h, w = crop.shape[:2]
@@ -180,7 +184,7 @@ def _face_explanation(face: Any, result: BatchExplanation, i: int,
         ).astype(np.float32) / 255.0
     index = result.target_index[i]
     return FaceExplanation(
-        face=_face_result(face, result.probs[i], label_names),
+        face=face_result,
         crop=crop, maps=maps, method=result.method,
         target=None if index is None else label_names[index],
         label_names=tuple(label_names),
@@ -195,36 +199,3 @@ def _resize(heatmap: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         return heatmap.astype(np.float32)
     out = cv2.resize(heatmap.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
     return np.clip(out, 0.0, 1.0)
-
-
-def _face_result_class() -> type:
-    from ferkit.inference import FaceResult
-
-    return FaceResult
-
-
-def _face_result(face: Any, probs: np.ndarray, label_names: Sequence[str]) -> Any:
-    best = int(np.argmax(probs))
-    return _face_result_class()(
-        box=tuple(float(v) for v in face.box),
-        landmarks=None if face.landmarks is None else tuple(
-            (float(x), float(y)) for x, y in np.asarray(face.landmarks).reshape(-1, 2)),
-        detector_score=None if face.detector_score is None else float(face.detector_score),
-        probs={name: float(p) for name, p in zip(label_names, probs, strict=True)},
-        label=label_names[best],
-        score=float(probs[best]),
-        crop_matrix=tuple(tuple(float(v) for v in row) for row in as_matrix(face.matrix)),
-    )
-
-
-def _load_rgb(image: Any) -> np.ndarray:
-    if isinstance(image, np.ndarray):
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise InputError(f"an image array must be HxWx3 uint8 RGB, got {image.shape} "
-                             f"{image.dtype}")
-        return image
-    if isinstance(image, Image.Image):
-        return np.asarray(image.convert("RGB"))
-    from ferkit.inference.io import load_image
-
-    return load_image(image)

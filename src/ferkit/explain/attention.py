@@ -92,8 +92,8 @@ class AttentionExplainer(Explainer):
         attention = {k: v.detach().float().cpu() for k, v in out.attention.items()}
         feature_map = None if out.feature_map is None else out.feature_map.detach().float().cpu()
         for key, value in attention.items():
-            if key in SKIPPED_KEYS or key in ("theta", "warped"):
-                continue
+            if key in SKIPPED_KEYS or key in ("theta", "warped") or key.endswith("logits"):
+                continue  # (DSAN's auxiliary "gfe_logits" are predictions, not attention)
             if value.ndim == 4 and (key in SPATIAL_KEYS or key not in CHANNEL_WEIGHT_KEYS):
                 _add_stack(result, key, value, size)
             elif value.ndim == 2:

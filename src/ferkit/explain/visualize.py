@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ferkit.explain.api import FaceExplanation, _load_rgb
+from ferkit.explain.api import FaceExplanation
 from ferkit.explain.projection import crop_footprint
 
 CMAP = "jet"
@@ -93,7 +93,9 @@ def overlay_on_image(image: Any, explanations: Sequence[FaceExplanation],
 
     ``map_name`` picks the map (default: each explanation's ``primary_map``).
     """
-    rgb = _load_rgb(image)
+    from ferkit.inference.io import load_image
+
+    rgb = load_image(image)
     height, width = rgb.shape[:2]
     combined = np.zeros((height, width), np.float32)
     inside = np.zeros((height, width), bool)
