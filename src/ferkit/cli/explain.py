@@ -92,6 +92,8 @@ def register(app: typer.Typer) -> None:
             overlay.parent.mkdir(parents=True, exist_ok=True)
             overlay_on_image(path, explanations).save(overlay)
             human.append(f"overlay → {overlay}")
+            for row in rows:
+                row["overlay"] = str(overlay)
         _report(rows, format, human)
 
     @app.command("embed")

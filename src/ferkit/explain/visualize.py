@@ -137,7 +137,8 @@ def _draw_main(sub: Any, exp: FaceExplanation) -> None:
         axes[1].imshow(exp.crop)
         shown = axes[1].imshow(exp.maps[name], cmap=CMAP, vmin=0, vmax=1, alpha=0.5)
         axes[1].set_title(_TITLES.get(name, name))
-        sub.colorbar(shown, ax=axes[1], fraction=0.046, pad=0.02, label="relevance (0–1)")
+        what = "attention" if exp.method == "attention" else "relevance"
+        sub.colorbar(shown, ax=axes[1], fraction=0.046, pad=0.02, label=f"{what} (0–1)")
     else:  # Deep-Emotion: the STN row below is the picture
         axes = sub.subplots(1, 2, width_ratios=[1, 1.4])
     axes[0].imshow(exp.crop)
@@ -186,7 +187,10 @@ def _draw_stack(sub: Any, exp: FaceExplanation, stacked: list, max_maps: int) ->
 def _draw_vector(sub: Any, key: str, value: np.ndarray) -> None:
     strip = np.atleast_2d(np.asarray(value, dtype=np.float32))
     ax = sub.subplots(1, 1)
-    shown = ax.imshow(strip, aspect="auto", cmap="viridis", interpolation="nearest")
+    # DAN's channel weights are sigmoids: show them on their true 0-1 scale, so a flat
+    # 0.5 strip reads as "undecided" instead of being stretched into noise.
+    limits = {"vmin": 0.0, "vmax": 1.0} if key == "channel" else {}
+    shown = ax.imshow(strip, aspect="auto", cmap="viridis", interpolation="nearest", **limits)
     ax.set_xlabel("feature element" if strip.shape[0] == 1 else "channel")
     if strip.shape[0] > 1:
         ax.set_ylabel("head")
@@ -198,7 +202,9 @@ def _draw_vector(sub: Any, key: str, value: np.ndarray) -> None:
               "element_weights": f"DACL attention weights over the {n} feature elements",
               "gfe_weights": f"DSAN global-feature-element weights ({n})"}
     ax.set_title(titles.get(key, key), fontsize=10)
-    sub.colorbar(shown, ax=ax, fraction=0.03, pad=0.01, label="weight")
+    bar = sub.colorbar(shown, ax=ax, fraction=0.03, pad=0.01, label="weight")
+    bar.formatter.set_useOffset(False)
+    bar.update_ticks()
 
 
 def _draw_stn(sub: Any, exp: FaceExplanation) -> None:
