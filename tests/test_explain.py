@@ -503,3 +503,42 @@ def test_cli_plot(tmp_path, capsys):
     rows = json.loads(capsys.readouterr().out)
     assert [r["png"].rsplit("/", 1)[1] for r in rows] == ["curves.png", "confusion_matrix.png"]
     assert main(["plot", str(tmp_path / "missing")]) == 2
+
+
+def test_cli_embed_on_an_image_folder(tmp_path, capsys):
+    from ferkit.cli import main
+
+    torch.manual_seed(0)
+    ckpt = ferkit.save_checkpoint(ferkit.create_model("baseline_test"), tmp_path / "ckpt")
+    fake = FakeFER(24, image_size=32, channels=3, classes=("happy", "sad", "anger"), seed=2)
+    for i in range(len(fake)):
+        folder = tmp_path / "faces" / "val" / ferkit.CANONICAL[fake.targets[i]]
+        folder.mkdir(parents=True, exist_ok=True)
+        fake.load_image(i).save(folder / f"{i}.png")
+    code = main(["embed", str(ckpt), "--data", str(tmp_path / "faces"), "--split", "val",
+                 "--out", str(tmp_path / "emb"), "--format", "json"])
+    assert code == 0
+    row = json.loads(capsys.readouterr().out)[0]
+    assert row["samples"] == 24
+    lines = (tmp_path / "emb" / "embedding_tsne.csv").read_text().splitlines()
+    assert sorted({r.split(",")[3] for r in lines[1:]}) == ["anger", "happy", "sad"]
+    assert Image.open(tmp_path / "emb" / "embedding_tsne.png").size[0] > 500
+
+
+def test_cli_explain_a_real_photo(tiny_checkpoint, tmp_path, capsys):
+    from conftest import shared_path
+    from ferkit.cli import main
+
+    photo = shared_path("face_photos", "face_recognition", "examples", "two_people.jpg")
+    code = main(["explain", str(photo), "--model", str(tiny_checkpoint), "--method", "cam",
+                 "--target", "happy", "--out", str(tmp_path / "fig.png"),
+                 "--overlay", str(tmp_path / "whole.png"), "--format", "json"])
+    assert code == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 2 and {r["target"] for r in rows} == {"happy"}
+    for r in rows:
+        assert Image.open(r["figure"]).size[0] > 800
+    assert Image.open(tmp_path / "whole.png").size[1] == Image.open(photo).size[1]
+    assert main(["explain", str(photo), "--model", str(tiny_checkpoint),
+                 "--method", "attention"]) == 2  # baseline has no attention: one-line error
+    assert "gradcam" in capsys.readouterr().err
