@@ -76,6 +76,7 @@ def plot_curves(metrics_csv: Path, path: Path) -> Path:
     """Loss panel (every ``*loss*`` column) and score panel (``*acc*``, ``*f1*``) over epochs."""
     import pandas as pd
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     try:
         table = pd.read_csv(metrics_csv)
@@ -101,6 +102,7 @@ def plot_curves(metrics_csv: Path, path: Path) -> Path:
             else:
                 xs = np.arange(len(series))
             ax.plot(xs, series[col].to_numpy(), marker="o", ms=3, label=col)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel(x_col or "row")
         ax.set_ylabel(title)
         ax.set_title(f"{title} per {x_col or 'row'}")
