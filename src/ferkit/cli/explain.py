@@ -46,7 +46,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
         out: Annotated[Path | None, typer.Option(
             "--out", "-o", help="figure file; with several faces _face1, _face2 … are added "
-            "(default: PHOTO_explain.png beside the working directory)")] = None,
+            "(default: PHOTO_explain.png in the working directory)")] = None,
         overlay: Annotated[Path | None, typer.Option(
             "--overlay", help="also write the maps projected onto the whole photo")] = None,
         detector: Annotated[str, typer.Option("--detector", help="face detector")
