@@ -179,8 +179,8 @@ def _draw_stack(sub: Any, exp: FaceExplanation, stacked: list, max_maps: int) ->
         ax.set_xticks([])
         ax.set_yticks([])
     more = f" (first {max_maps} of {len(stacked)})" if len(stacked) > max_maps else ""
-    sub.suptitle(f"per-{'head' if shown[0][0] == 'spatial' else 'map'} attention, "
-                 f"scaled jointly{more}", fontsize=10)
+    kind = {"spatial": "head", "mff_maps": "sub-space"}.get(shown[0][0], "map")
+    sub.suptitle(f"per-{kind} attention, scaled jointly{more}", fontsize=10)
     sub.colorbar(image, ax=list(axes), fraction=0.02, pad=0.01, label="attention (0–1)")
 
 
