@@ -37,10 +37,13 @@ class DatasetFormat:
     def _attr(self, name: str) -> Callable[..., Any]:
         return getattr(importlib.import_module(f"ferkit.data.{self.module}"), name)
 
+    def check_options(self, options: dict[str, Any]) -> None:
+        """Raise :class:`DataError` naming the valid options if one is unknown."""
+        _check_options(self.name, self._attr(self.opener), options)
+
     def open(self, source: Path, *, split: str, **options: Any) -> FERDataset:
-        opener = self._attr(self.opener)
-        _check_options(self.name, opener, options)
-        return opener(source, split=split, **options)
+        self.check_options(options)
+        return self._attr(self.opener)(source, split=split, **options)
 
     def splits(self, source: Path, **options: Any) -> tuple[str, ...]:
         lister = self._attr(self.lister)
