@@ -57,6 +57,8 @@ class DatasetFormat:
 # Detection runs in this order; the first match wins (specific layouts before generic ones).
 FORMATS: dict[str, DatasetFormat] = {
     f.name: f for f in (
+        DatasetFormat("ferplus", "ferplus", "open_ferplus", "ferplus_splits", "is_ferplus",
+                      "FER+ fer2013new.csv vote labels over FER2013 pixels"),
         DatasetFormat("fer2013", "fer2013", "open_fer2013", "fer2013_splits", "is_fer2013_file",
                       "FER2013 CSV (fer2013.csv, icml_face_data.csv, train.csv; .gz) or .npz"),
         DatasetFormat("list", "label_list", "open_label_list", "label_list_splits",
