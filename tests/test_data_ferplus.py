@@ -10,7 +10,8 @@ from ferkit.data.ferplus import open_ferplus
 from ferkit.errors import DataError
 from ferkit.labels import CANONICAL_INDEX
 
-HEADER = "Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF"
+HEADER = ("Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,"
+          "unknown,NF")
 # votes: neutral happiness surprise sadness anger disgust fear contempt unknown NF
 VOTES = [
     ("Training", "a.png", "0,8,1,0,0,0,0,0,1,0"),   # happy 8 of 8 after single votes drop
@@ -60,7 +61,7 @@ def test_soft_mode(tmp_path):
     expected = np.zeros(8, np.float32)
     expected[[c("neutral"), c("anger"), c("disgust")]] = [4 / 9, 3 / 9, 2 / 9]
     np.testing.assert_allclose(train.soft_targets[1], expected, rtol=1e-6)
-    image, target = train[1]
+    _, target = train[1]
     np.testing.assert_allclose(target.numpy(), expected, rtol=1e-6)
     test = open_ferplus(labels, split="test", label_mode="soft")
     assert test.targets.tolist() == [c("surprise")]  # tie: first in FER+ column order
