@@ -81,3 +81,12 @@ def test_check_real_fer2013(shared_data, capsys):
     assert rows["(PublicTest)"] == ["3,589", "607", "895", "653", "415", "496", "56", "467"]
     assert rows["(PrivateTest)"] == ["3,589", "626", "879", "594", "416", "528", "55", "491"]
     assert "  val also in train: 280" in lines and "  test also in train: 288" in lines
+
+
+def test_cache_command_writes_npz(tmp_path, capsys):
+    path = write_csv(tmp_path / "fer2013.csv")
+    assert main(["data", "cache", str(path), str(tmp_path / "fer.npz")]) == 0
+    assert "wrote" in capsys.readouterr().out
+    assert main(["data", "check", str(tmp_path / "fer.npz"), "-o", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [s["total"] for s in report["splits"]] == [4, 2, 3]
