@@ -25,9 +25,8 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -99,11 +98,16 @@ def _parse_pixels(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray,
         last = min(first + chunk_rows, len(starts))
         lo, hi = int(starts[first]), int(ends[last - 1])
         seg = buf[lo:hi]
-        mark = np.zeros(len(seg) + 1, np.int8)
-        mark[starts[first:last] - lo] += 1
-        mark[ends[first:last] - lo] -= 1
         digit = seg - np.uint8(48)  # wraps below '0', so "< 10" tests for a digit
-        is_digit = (digit < 10) & np.cumsum(mark[:-1], dtype=np.int8).astype(bool)
+        is_digit = digit < 10
+        # Blank out the short stretches between one row's pixels and the next's (the other
+        # columns, e.g. the emotion digit), so only pixel numbers remain.
+        gap_start = ends[first:last - 1] - lo
+        gap_len = starts[first + 1:last] - lo - gap_start
+        if len(gap_len):
+            offsets = np.arange(int(gap_len.max()))
+            inside = offsets[None, :] < gap_len[:, None]
+            is_digit[(gap_start[:, None] + offsets[None, :])[inside]] = False
         d = digit.astype(np.int16) * is_digit
         value = d.copy()
         value[1:] += 10 * d[:-1]
@@ -230,11 +234,10 @@ def _read_npz(path: Path) -> Fer2013Table:
                         lines, (), has_usage)
 
 
-@lru_cache(maxsize=2)
-def _load_cached(path: str, mtime: float, size: int) -> Fer2013Table:
-    del mtime, size  # part of the cache key only: a rewritten file is parsed again
-    p = Path(path)
-    return _read_npz(p) if p.suffix == ".npz" else _parse_csv(p)
+# Parsed tables by (path, mtime, size), least recently used first.  Bounded by bytes, not
+# entries, so a few tiny files opened in between do not evict the 83 MB FER2013 table.
+_CACHE: OrderedDict[tuple[str, float, int], Fer2013Table] = OrderedDict()
+_CACHE_BYTES = 400_000_000
 
 
 def load_fer2013_table(path: str | Path) -> Fer2013Table:
@@ -243,7 +246,15 @@ def load_fer2013_table(path: str | Path) -> Fer2013Table:
     if not p.is_file():
         _read_bytes(p)  # raises the DataError that explains the expected files
     stat = p.stat()
-    return _load_cached(str(p.resolve()), stat.st_mtime, stat.st_size)
+    key = (str(p.resolve()), stat.st_mtime, stat.st_size)
+    if key in _CACHE:
+        _CACHE.move_to_end(key)
+        return _CACHE[key]
+    table = _read_npz(p) if p.suffix == ".npz" else _parse_csv(p)
+    _CACHE[key] = table
+    while len(_CACHE) > 1 and sum(t.images.nbytes for t in _CACHE.values()) > _CACHE_BYTES:
+        _CACHE.popitem(last=False)
+    return table
 
 
 def fer2013_to_npz(csv: str | Path, out: str | Path) -> Path:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import csv
 from collections import Counter
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,15 @@ def _find_pixels(source: Path) -> Path:
     raise DataError(f"FER+ labels {source} need FER2013's pixels: pass pixels=PATH "
                     "(fer2013.csv[.gz] or an npz cache), or put fer2013.csv.gz beside the FER+ "
                     "file or in ../fer2013/")
+
+
+@lru_cache(maxsize=4)
+def _read_votes_cached(path: str, mtime: float, size: int) -> tuple[
+        list[str], list[str], np.ndarray, np.ndarray, tuple[str, ...]]:
+    del mtime, size  # cache key only: a rewritten file is read again
+    problems = Problems(strict=False)
+    usage, names, votes, lines = _read_votes(Path(path), problems)
+    return usage, names, votes, lines, tuple(problems.messages)
 
 
 def _read_votes(source: Path, problems: Problems) -> tuple[list[str], list[str], np.ndarray,
@@ -149,7 +159,11 @@ def open_ferplus(
     if not source.is_file():
         raise DataError(f"FER+ file {source} does not exist; expected fer2013new.csv")
     problems = Problems(strict)
-    usage, names, votes, lines = _read_votes(source, problems)
+    stat = source.stat()
+    usage, names, votes, lines, messages = _read_votes_cached(str(source.resolve()),
+                                                              stat.st_mtime, stat.st_size)
+    for message in messages:
+        problems.add(message)
     table = load_fer2013_table(pixels if pixels is not None else _find_pixels(source))
     if len(table.images) != len(usage):
         raise DataError(f"{source} has {len(usage)} rows but the FER2013 pixels in "
