@@ -133,3 +133,21 @@ def test_missing_label_file(tmp_path):
     write_list_dataset(tmp_path)
     with pytest.raises(DataError, match=r"label file nope.txt for split 'val' does not exist"):
         open_label_list(tmp_path, split="val", val_label="nope.txt")
+
+
+def test_open_dataset_format_errors(tmp_path):
+    from ferkit.data import dataset_splits
+
+    with pytest.raises(DataError, match=r"unknown dataset format 'folders'; did you mean folder"):
+        open_dataset(tmp_path, format="folders")
+    (tmp_path / "readme.md").write_text("nothing here")
+    with pytest.raises(DataError, match="cannot tell the dataset format of"):
+        open_dataset(tmp_path)
+    with pytest.raises(DataError, match="dataset path .*nope does not exist"):
+        open_dataset(tmp_path / "nope")
+    write_image(tmp_path / "d" / "train" / "happy" / "a.png", 1)
+    write_image(tmp_path / "d" / "Test" / "sad" / "b.png", 1)
+    assert dataset_splits(tmp_path / "d") == ("train", "test")
+    with pytest.raises(DataError, match=r"format 'folder' has no option 'order'; did you mean "
+                                        r"label_order"):
+        open_dataset(tmp_path / "d", order="dacl")
