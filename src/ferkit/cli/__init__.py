@@ -35,6 +35,7 @@ app = typer.Typer(
 _COMMAND_MODULES = (
     "ferkit.cli.info",
     "ferkit.cli.data",
+    "ferkit.cli.predict",
 )
 
 for _module in _COMMAND_MODULES:
