@@ -45,6 +45,11 @@ def test_rafdb_labels_splits_and_original_images(tmp_path):
                       images="original")
     assert test.targets.tolist() == c("neutral", "happy")
     assert test.load_image(0).size == (30, 20)
+    (root / "Image" / "aligned" / "test_0001_aligned.jpg").unlink()
+    mixed = open_rafdb(root, split="test", images="auto")
+    assert [p.parent.name for p in mixed.paths] == ["original", "aligned"]
+    with pytest.raises(DataError, match=r"line 3: image .*test_0001_aligned.jpg does not exist"):
+        open_rafdb(root, split="test")
     with pytest.raises(DataError, match="RAF-DB has splits train and test, not 'val'"):
         open_rafdb(root, split="val")
 

@@ -62,7 +62,8 @@ def open_rafdb(
 
     Args:
         source: the ``basic`` folder (holding ``EmoLabel/`` and ``Image/``) or the list file.
-        images: ``"aligned"`` (``Image/aligned/*_aligned.jpg``) or ``"original"``.
+        images: ``"aligned"`` (``Image/aligned/*_aligned.jpg``), ``"original"``, or ``"auto"``
+            (the aligned image where it exists, else the original: for partial copies).
         classes: keep only these canonical classes (others counted as dropped).
         strict: raise at the first bad line or missing image; ``False`` lists them.
     """
@@ -74,11 +75,12 @@ def open_rafdb(
     if split not in SPLITS:
         raise DataError(f"RAF-DB has splits train and test, not {split!r} (it has no "
                         "validation split; papers report on test)")
-    if images not in ("aligned", "original"):
-        raise DataError(f"images must be 'aligned' or 'original', not {images!r}")
-    image_dir = root / "Image" / images
-    if not image_dir.is_dir():
-        raise DataError(f"RAF-DB image folder {image_dir} does not exist")
+    if images not in ("aligned", "original", "auto"):
+        raise DataError(f"images must be 'aligned', 'original' or 'auto', not {images!r}")
+    aligned_dir, original_dir = root / "Image" / "aligned", root / "Image" / "original"
+    for kind, folder in (("aligned", aligned_dir), ("original", original_dir)):
+        if images == kind and not folder.is_dir():
+            raise DataError(f"RAF-DB image folder {folder} does not exist")
     resolver = LabelResolver("rafdb", classes)
     problems = Problems(strict)
     paths: list[Path] = []
@@ -106,8 +108,9 @@ def open_rafdb(
         if index is None:
             dropped[str(reason)] = dropped.get(str(reason), 0) + 1
             continue
-        stem = Path(name).stem
-        path = image_dir / (f"{stem}_aligned.jpg" if images == "aligned" else name)
+        path = aligned_dir / f"{Path(name).stem}_aligned.jpg"
+        if images == "original" or (images == "auto" and not path.is_file()):
+            path = original_dir / name
         if not path.is_file():
             problems.add(f"{where}: image {path} does not exist")
             continue
