@@ -270,6 +270,11 @@ def load_fer2013_table(path: str | Path) -> Fer2013Table:
     return table
 
 
+def clear_table_cache() -> None:
+    """Forget every parsed FER2013 table (frees memory; the next open parses again)."""
+    _CACHE.clear()
+
+
 def fer2013_to_npz(csv: str | Path, out: str | Path) -> Path:
     """Write FER2013 as a compact uint8 cache (about 80 MB, loads in well under a second).
 
