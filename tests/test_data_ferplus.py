@@ -66,6 +66,8 @@ def test_soft_mode(tmp_path):
     test = open_ferplus(labels, split="test", label_mode="soft")
     assert test.targets.tolist() == [c("surprise")]  # tie: first in FER+ column order
     assert test.dropped == {"no votes": 1}
+    dedup = open_ferplus(labels, split="val", drop_train_duplicates=True)
+    assert len(dedup) == 1  # row f's pixels (grey 50) are not in Training
     kept_singles = open_ferplus(labels, split="test", label_mode="soft", drop_single_votes=False)
     assert len(kept_singles) == 2
 
@@ -104,3 +106,5 @@ def test_real_ferplus_counts(shared_data):
                                         "anger": 273, "contempt": 16}
     assert test.dropped == {"no image": 15, "no clear majority": 393, "unknown": 27,
                             "not a face": 1}
+    dedup = open_ferplus(labels, split="test", pixels=pixels, drop_train_duplicates=True)
+    assert dedup.dropped["same pixels in Training"] == 288 and len(dedup) == 2894

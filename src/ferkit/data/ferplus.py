@@ -8,7 +8,8 @@ FER+ file or in ``../fer2013/``).
 
 Drop rules, applied in this order (each dropped row is counted in ``dataset.dropped``):
 
-1. ``no image``: the row's ``Image name`` is empty (FER+ removed the image).
+1. ``no image``: the row's ``Image name`` is empty (FER+ removed the image); then, with
+   ``drop_train_duplicates=True`` on val/test, ``same pixels in Training``.
 2. Single votes are noise: a column with exactly 1 vote is set to 0 first
    (``drop_single_votes=True``, as Microsoft's reference code does).
 3. ``no votes``: nothing is left in any column.
@@ -39,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from ferkit.data.base import ArrayFERDataset, Problems
-from ferkit.data.fer2013 import USAGES, load_fer2013_table, resolve_split
+from ferkit.data.fer2013 import USAGES, load_fer2013_table, pixel_digests, resolve_split
 from ferkit.errors import DataError
 from ferkit.labels import CANONICAL, to_canonical
 
@@ -141,6 +142,7 @@ def open_ferplus(
     pixels: str | Path | None = None,
     label_mode: str = "majority",
     drop_single_votes: bool = True,
+    drop_train_duplicates: bool = False,
     strict: bool = True,
     transform: Any = None,
 ) -> FERPlus:
@@ -151,6 +153,8 @@ def open_ferplus(
         pixels: FER2013 CSV or npz cache with the same rows (default: searched nearby).
         label_mode: ``"majority"`` (hard labels) or ``"soft"`` (also ``soft_targets``).
         drop_single_votes: zero columns with a single vote before the rules.
+        drop_train_duplicates: leave out val/test images whose exact pixels also occur in
+            Training (after the ``no image`` rule), as for FER2013.
         strict: raise at the first malformed row; ``False`` lists them in ``problems``.
     """
     source = Path(source)
@@ -192,6 +196,12 @@ def open_ferplus(
         ("not a face", counted[:, 9] > top),
         ("unknown", counted[:, 8] > top),
     ]
+    if drop_train_duplicates and wanted not in (None, "Training"):
+        in_train = set(pixel_digests(table.images[np.array(usage) == "Training"]))
+        duplicate = np.zeros(len(usage), bool)
+        candidates = np.flatnonzero(in_split)
+        duplicate[candidates] = [d in in_train for d in pixel_digests(table.images[candidates])]
+        rules.insert(1, ("same pixels in Training", duplicate))
     if label_mode == "majority":
         rules.append(("no clear majority", 2 * top <= total))
     for reason, hit in rules:
