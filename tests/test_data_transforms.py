@@ -63,3 +63,22 @@ def test_sampler_balances_and_is_reproducible():
     assert second != first and len(second) == len(sampler) == 3000
     sampler.set_epoch(0)
     assert list(sampler) == first
+
+
+def test_dataloader_with_adapter_transform_and_sampler(tmp_path):
+    from torch.utils.data import DataLoader
+
+    from ferkit.data import open_dataset
+
+    for cls, count in (("happy", 6), ("sad", 2)):
+        for i in range(count):
+            (tmp_path / "train" / cls).mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (20, 24), (40 * i, 0, 0)).save(tmp_path / "train" / cls / f"{i}.png")
+    ds = open_dataset(tmp_path, split="train",
+                      transform=train_transform(GRAY48_DATA, AugmentConfig.preset("fer2013")))
+    sampler = ClassBalancedSampler(ds.targets, seed=0, num_samples=400)
+    labels = []
+    for x, y in DataLoader(ds, batch_size=50, sampler=sampler):
+        assert tuple(x.shape) == (50, 1, 48, 48)
+        labels += y.tolist()
+    assert set(labels) == {1, 2} and 150 < labels.count(2) < 250  # happy=1, sad=2 balanced
