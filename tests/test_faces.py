@@ -93,6 +93,11 @@ def test_detector_on_blank_image_finds_nothing(retinaface):
     assert retinaface.detect(np.full((120, 160, 3), 128, np.uint8)) == []
 
 
+@pytest.mark.parametrize("shape", [(1, 1, 3), (2, 2, 3), (3, 5000, 3), (5000, 3, 3)])
+def test_detector_survives_degenerate_shapes(retinaface, shape):
+    assert retinaface.detect(np.zeros(shape, np.uint8)) == []
+
+
 def test_detector_rejects_wrong_arrays(retinaface):
     with pytest.raises(FerkitError, match="HxWx3 uint8"):
         retinaface.detect(np.zeros((10, 10), np.float32))
