@@ -476,9 +476,10 @@ def _fake_run(tmp_path):
                   f"{epoch},{epoch * 10 + 9},,{2.1 - epoch * 0.3},{0.3 + 0.1 * epoch},"
                   f"{0.2 + 0.1 * epoch}"]
     (run / "logs" / "metrics.csv").write_text("\n".join(lines) + "\n")
+    # the layout of ferkit.evaluation.EvaluationReport.to_json (`ferkit evaluate --json`)
     (run / "eval.json").write_text(json.dumps({
-        "accuracy": 0.6, "label_names": ["neutral", "happy", "sad"],
-        "confusion_matrix": [[8, 1, 1], [0, 9, 1], [3, 2, 5]]}))
+        "label_names": ["neutral", "happy", "sad"], "num_samples": 30, "accuracy": 0.6,
+        "per_class": {}, "confusion": [[8, 1, 1], [0, 9, 1], [3, 2, 5]]}))
     return run
 
 

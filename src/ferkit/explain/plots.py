@@ -2,8 +2,8 @@
 
 Reads what the training engine writes (Lightning ``CSVLogger``: ``RUN_DIR/**/metrics.csv``
 with columns such as ``epoch``, ``step``, ``train/loss``, ``val/acc``, ``val/f1_macro``)
-and, when present, an evaluation JSON holding ``confusion_matrix`` (rows = true class) with
-its ``label_names`` (or ``labels``/``classes``).
+and, when present, an evaluation JSON holding ``confusion`` (``ferkit evaluate --json``) or
+``confusion_matrix`` (rows = true class) with its ``label_names`` (or ``labels``/``classes``).
 
 Example:
     >>> from ferkit.explain.plots import plot_run
