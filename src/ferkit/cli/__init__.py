@@ -38,6 +38,7 @@ _COMMAND_MODULES = (
     "ferkit.cli.video",
     "ferkit.cli.data",
     "ferkit.cli.predict",
+    "ferkit.cli.explain",
 )
 
 for _module in _COMMAND_MODULES:
