@@ -100,9 +100,10 @@ def test_metadata_round_trip_and_flat_keys(tiny_checkpoint, tmp_path):
 
 def test_static_batch_and_torchscript_exporter(tmp_path):
     torch.manual_seed(1)
-    model = ferkit.create_model("baseline_test").eval()
+    model = ferkit.create_model("baseline_test").train()
     report = export_onnx(model, tmp_path / "s.onnx", dynamic_batch=False,
                          exporter="torchscript", opset=17)
+    assert model.training  # exported in eval mode, handed back as it came
     assert report.exporter == "torchscript" and report.opset == 17
     assert report.verified_batch_sizes == (1,) and report.max_abs_diff < 1e-4
     session = ort.InferenceSession(str(report.path), providers=["CPUExecutionProvider"])

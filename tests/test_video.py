@@ -312,3 +312,31 @@ def test_cli_video_writes_annotated_video_csv_and_json(face_clip, tiny_checkpoin
     junk.write_bytes(b"\x00" * 1000)
     assert main(["video", str(junk), "--model", str(tiny_checkpoint)]) == 2
     assert "cannot read video" in capsys.readouterr().err
+
+
+def test_webcam_loop_shows_tracked_frames_until_q(monkeypatch):
+    """run_webcam with a fake camera and window: frames flow through tracking to imshow."""
+    frames = iter(_two_squares(5))
+
+    class FakeCamera:
+        released = False
+
+        def read(self):
+            return True, next(frames)
+
+        def release(self):
+            self.released = True
+
+    camera = FakeCamera()
+    shown, keys = [], iter([-1, -1, ord("q")])
+    monkeypatch.setattr(video, "open_camera", lambda index: camera)
+    monkeypatch.setattr(video, "check_gui", lambda: None)
+    monkeypatch.setattr(cv2, "imshow", lambda name, image: shown.append(image))
+    monkeypatch.setattr(cv2, "waitKey", lambda delay: next(keys))
+    monkeypatch.setattr(cv2, "getWindowProperty", lambda name, prop: 1.0)
+    finder = SquareFinder(lambda i: (0.1, 0.8, 0.1))
+    assert video.run_webcam(finder, camera=0) == 3  # stopped by "q" on the third frame
+    assert len(shown) == 3 and camera.released and finder.calls == 3
+    # Each shown frame carries the annotation boxes drawn over the white squares.
+    assert all(np.abs(s.astype(int) - f.astype(int)).max() > 100
+               for s, f in zip(shown, _two_squares(3), strict=True))

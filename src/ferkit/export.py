@@ -125,7 +125,9 @@ def export_onnx(
         opset: ONNX opset; ``None`` takes the exporter's default (18 for dynamo).
         dynamic_batch: accept any batch size (otherwise batch 1 only).
         verify: run ONNX Runtime and PyTorch on the same random inputs (batch 1 and 3)
-            and raise :class:`FerkitError` if they differ by more than ``tolerance``.
+            and raise :class:`FerkitError` (and delete the file) if they differ by more
+            than ``tolerance * max(1, max |logit|)``.
+        tolerance: see ``verify`` (:data:`DEFAULT_TOLERANCE`).
         exporter: ``"auto"`` (dynamo, falling back to TorchScript), ``"dynamo"`` or
             ``"torchscript"``.
 
@@ -144,6 +146,19 @@ def export_onnx(
     if exporter not in ("auto", "dynamo", "torchscript"):
         raise FerkitError(f"exporter must be 'auto', 'dynamo' or 'torchscript', not {exporter!r}")
     model = _as_model(model_or_checkpoint)
+    # Export runs on CPU in eval mode; the caller's model goes back where and how it was.
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    was_training = model.training
+    try:
+        return _export(model, Path(path), opset=opset, dynamic_batch=dynamic_batch,
+                       verify=verify, tolerance=tolerance, exporter=exporter, start=start)
+    finally:
+        model.to(device).train(was_training)
+
+
+def _export(model: nn.Module, path: Path, *, opset: int | None, dynamic_batch: bool,
+            verify: bool, tolerance: float, exporter: str, start: float) -> ExportReport:
     cfg: ModelConfig = model.ferkit_config
     wrapped = LogitsOnly(model).eval().cpu()
     channels, height, width = cfg.data.input_size
@@ -169,7 +184,6 @@ def export_onnx(
         )
 
     _write_metadata(proto, cfg)
-    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     import onnx
 

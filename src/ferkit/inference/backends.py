@@ -188,7 +188,6 @@ def cached_onnx_export(model: nn.Module, *, cache_dir: str | Path | None = None)
     except OSError as exc:
         raise FerkitError(f"cannot create the ONNX cache {folder} ({exc}); set FERKIT_CACHE to "
                           "a writable directory") from exc
-    was_training = model.training
     fd, tmp_name = tempfile.mkstemp(prefix=target.stem + ".", suffix=".onnx.tmp", dir=folder)
     os.close(fd)
     try:
@@ -200,7 +199,6 @@ def cached_onnx_export(model: nn.Module, *, cache_dir: str | Path | None = None)
         Path(tmp_name).replace(target)
     finally:
         Path(tmp_name).unlink(missing_ok=True)
-        model.train(was_training)
     return target
 
 
