@@ -516,9 +516,9 @@ def _install_routes(app: FastAPI, settings: ServeSettings) -> None:
                 "latency_ms": round((time.perf_counter() - start) * 1000, 2)}
 
     @app.post("/v1/explain", tags=["inference"], openapi_extra=_IMAGE_BODY,
-              responses={200: {"content": {"image/png": {},
-                                           "application/json": {"schema": {
-                                               "$ref": "#/components/schemas/ExplainOut"}}},
+              responses={200: {"model": ExplainOut,
+                               "content": {"image/png": {"schema": {"type": "string",
+                                                                    "format": "binary"}}},
                                "description": "the overlay PNG, or maps as JSON"},
                          **_errors(413, 415, 422, 501, 503, 504)})
     async def explain(

@@ -126,11 +126,12 @@ async function showOverlay(blob, name) {
   panel.hidden = false;
 }
 
-async function analyse(blob, source, name) {
+// The server judges the upload first, so a bad file shows its clear error message.
+async function analyse(blob, getSource, name) {
   const started = performance.now();
   const response = await postImage("/v1/predict", blob, name);
   const result = await response.json();
-  drawResult(source, result);
+  drawResult(await getSource(), result);
   renderFaces(result);
   const ms = (performance.now() - started).toFixed(0);
   const n = result.faces.length;
@@ -148,8 +149,8 @@ async function handleFile(file) {
   setStatus(`Analysing ${file.name}…`);
   busy = true;
   try {
-    const bitmap = await createImageBitmap(file, { imageOrientation: "from-image" });
-    await analyse(file, bitmap, file.name);
+    await analyse(file, () => createImageBitmap(file, { imageOrientation: "from-image" }),
+                  file.name);
   } catch (err) {
     setStatus(err.message, true);
   } finally {
@@ -167,7 +168,7 @@ async function cameraTick() {
       frame.height = video.videoHeight;
       frame.getContext("2d").drawImage(video, 0, 0);
       const blob = await new Promise((resolve) => frame.toBlob(resolve, "image/jpeg", 0.85));
-      await analyse(blob, frame, "camera.jpg");
+      await analyse(blob, async () => frame, "camera.jpg");
     } catch (err) {
       setStatus(err.message, true);
     } finally {
