@@ -21,7 +21,9 @@ from live_server import live_server
 CHROMIUM = os.environ.get("FERKIT_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu",
                   "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+                  "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+                  # a synthetic camera, allowed without a prompt, for the live-frames test
+                  "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
 
 
 @pytest.fixture(scope="module")
@@ -86,12 +88,14 @@ def test_upload_shows_predicted_label_boxes_and_bars(browser, server, tmp_path):
     size = page.evaluate("[canvas.width, canvas.height]")
     assert size == [expected["width"], expected["height"]]
     x1, y1, _, y2 = (round(v) for v in expected["faces"][0]["box"])
-    edge = page.evaluate(
-        f"Array.from(canvas.getContext('2d').getImageData({x1}, {(y1 + y2) // 2}, 1, 1).data)")
+    row = page.evaluate(  # 5 pixels across the box's left edge, halfway down
+        f"Array.from(canvas.getContext('2d').getImageData({x1 - 2}, {(y1 + y2) // 2}, 5, 1)"
+        ".data)")
     from ferkit.ui.draw import COLORS
 
     hex_color = COLORS[label].lstrip("#")
-    assert edge[:3] == [int(hex_color[i:i + 2], 16) for i in (0, 2, 4)]
+    color = [int(hex_color[i:i + 2], 16) for i in (0, 2, 4)]
+    assert any(row[i:i + 3] == color for i in range(0, 20, 4)), (row, color)
     page.screenshot(path=str(_screenshot_path(tmp_path, "web_page_predict.png")), full_page=True)
     assert console_errors == []
     page.close()
@@ -105,4 +109,21 @@ def test_error_from_server_is_shown(browser, server, tmp_path):
     page.set_input_files("#file", str(bogus))
     page.wait_for_selector("#status.error", timeout=30_000)
     assert page.inner_text("#status").startswith("unsupported_media_type:")
+    page.close()
+
+
+def test_camera_frames_are_analysed_live(browser, server, tmp_path):
+    page = browser.new_page()
+    page.goto(server + "/")
+    page.click("#camera-btn")
+    # Chromium's synthetic camera shows a moving test pattern (no face): each analysed frame
+    # reports its size; wait for two different frames to be sent and answered.
+    page.wait_for_function("/^\\d+ faces? \\(\\d+x\\d+/.test(status.textContent)",
+                           timeout=60_000)
+    page.evaluate("window.firstFrame = canvas.toDataURL()")
+    page.wait_for_function("canvas.toDataURL() !== window.firstFrame", timeout=60_000)
+    assert page.inner_text("#camera-btn") == "Stop camera"
+    page.screenshot(path=str(_screenshot_path(tmp_path, "web_page_camera.png")))
+    page.click("#camera-btn")
+    assert page.inner_text("#camera-btn") == "Start camera"
     page.close()

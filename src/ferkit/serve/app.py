@@ -202,11 +202,16 @@ class _Service:
 
 def _load_recognizer(spec: str | Callable[[], Any], settings: ServeSettings) -> Any:
     if callable(spec):
-        return spec()
-    from ferkit.inference.recognizer import Recognizer
+        recognizer = spec()
+    else:
+        from ferkit.inference.recognizer import Recognizer
 
-    return Recognizer.from_pretrained(spec, device=settings.device,
-                                      detector=settings.detector, backend=settings.backend)
+        recognizer = Recognizer.from_pretrained(spec, device=settings.device,
+                                                detector=settings.detector,
+                                                backend=settings.backend)
+    # The face detector is built on first use: build it now, not in the first request.
+    recognizer([np.full((64, 64, 3), 128, np.uint8)])
+    return recognizer
 
 
 def _public_name(spec: str | Callable[[], Any], name: str | None) -> str:

@@ -48,7 +48,7 @@ function drawResult(source, result) {
   ctx.font = `${fontSize}px system-ui, sans-serif`;
   ctx.textBaseline = "top";
   for (const face of result.faces) {
-    const [x1, y1, x2, y2] = face.box;
+    const [x1, y1, x2, y2] = face.box.map(Math.round);  // whole pixels: crisp lines
     const color = COLORS[face.label] || "#ffffff";
     ctx.lineWidth = line;
     ctx.strokeStyle = color;
