@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test test-slow lint bench clean
+.PHONY: setup setup-browser test test-slow lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -13,6 +13,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+# Headless Chromium for tests/test_web_page.py (Debian/Ubuntu, as root). Playwright drives
+# this system browser; it never downloads one. Without it the browser tests skip.
+setup-browser:
+	apt-get update && apt-get install -y --no-install-recommends chromium chromium-driver
 
 # The CI suite: everything but tests marked slow.
 test: $(STAMP)

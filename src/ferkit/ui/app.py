@@ -9,6 +9,7 @@ method is chosen, the attention / Grad-CAM overlay.  Models are loaded once per 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
@@ -22,8 +23,9 @@ EXPLAIN_CHOICES = ("none", "attention", "gradcam", "gradcam++")
 
 
 def _cli_model() -> str:
+    """``--model`` after ``--`` on the streamlit command line, else ``$FERKIT_UI_MODEL``."""
     parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--model", default="default")
+    parser.add_argument("--model", default=os.environ.get("FERKIT_UI_MODEL", "default"))
     known, _ = parser.parse_known_args(sys.argv[1:])
     return known.model
 
