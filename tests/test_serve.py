@@ -10,6 +10,7 @@ import asyncio
 import base64
 import io
 import logging
+import socket
 import sys
 import threading
 import time
@@ -331,6 +332,16 @@ def test_slow_model_times_out_with_504_and_queue_limit_gives_503():
     with live_server(create_app(lambda: ScriptedRecognizer(delay=0.6),
                                 settings=settings)) as url:
         assert_clean_error(post_image(url + "/v1/predict", png_bytes()), 504, "timeout")
+        # A client that announces a body and stops sending gets 408, not a held worker.
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                         b"application/json\r\nContent-Length: 1000\r\n\r\n{\"image")
+            reply = b""
+            while chunk := sock.recv(4096):  # the server closes the connection after
+                reply += chunk
+        reply = reply.decode()
+        assert reply.startswith("HTTP/1.1 408") and '"error": "request_timeout"' in reply
         time.sleep(0.7)  # let the abandoned call finish
         responses = asyncio.run(_concurrent(url, [png_bytes()] * 4))
         codes = sorted(r.status_code for r in responses)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import io
 import json
 import logging
@@ -267,38 +268,51 @@ class RequestLogMiddleware:
                      status, (time.perf_counter() - start) * 1000, request_id)
 
 
-class BodyLimitMiddleware:
-    """Answer 413 for a request body over ``max_bytes``, announced or streamed.
+class RequestGuardMiddleware:
+    """Bound the request body: 413 above ``max_bytes`` (announced or streamed), 408 when
+    the client stops sending it for ``read_timeout_s`` (slow-upload attacks).
 
-    The excess is read and dropped (up to a cap) rather than left on the socket, so the
-    client gets the 413 instead of a reset connection.
+    The excess of a too-large body is read and dropped (up to a cap) rather than left on
+    the socket, so the client gets the 413 instead of a reset connection.
     """
 
     _DRAIN_CAP = 64 * 1024 * 1024
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_bytes: int, read_timeout_s: float) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.read_timeout_s = read_timeout_s
 
-    async def _reply_413(self, send: Send) -> None:
-        body = json.dumps({"error": "payload_too_large",
-                           "message": f"the request body is larger than the limit of "
-                                      f"{self.max_bytes} bytes"}).encode()
-        await send({"type": "http.response.start", "status": 413,
+    def _refusal(self, status: int) -> tuple[int, str, str]:
+        if status == 413:
+            return (413, "payload_too_large",
+                    f"the request body is larger than the limit of {self.max_bytes} bytes")
+        return (408, "request_timeout",
+                f"the request body did not arrive within {self.read_timeout_s:g} s")
+
+    @staticmethod
+    async def _reply(send: Send, refusal: tuple[int, str, str]) -> None:
+        status, code, message = refusal
+        body = json.dumps({"error": code, "message": message}).encode()
+        await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(body)).encode()),
                                 (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": body})
 
+    async def _receive(self, receive: Receive) -> Message:
+        return await asyncio.wait_for(receive(), self.read_timeout_s)
+
     async def _drain(self, receive: Receive, already: int) -> None:
         seen = already
-        while seen < self._DRAIN_CAP:
-            message = await receive()
-            if message["type"] != "http.request":
-                return
-            seen += len(message.get("body", b""))
-            if not message.get("more_body", False):
-                return
+        with contextlib.suppress(asyncio.TimeoutError):
+            while seen < self._DRAIN_CAP:
+                message = await self._receive(receive)
+                if message["type"] != "http.request":
+                    return
+                seen += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    return
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -307,19 +321,25 @@ class BodyLimitMiddleware:
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._drain(receive, 0)
-            await self._reply_413(send)
+            await self._reply(send, self._refusal(413))
             return
         received = 0
-        exceeded = False
+        refusal: tuple[int, str, str] | None = None
         replied = False
 
-        async def limited_receive() -> Message:
-            nonlocal received, exceeded
-            message = await receive()
-            if message["type"] == "http.request" and not exceeded:
+        async def guarded_receive() -> Message:
+            nonlocal received, refusal
+            if refusal is not None:
+                return {"type": "http.request", "body": b"", "more_body": False}
+            try:
+                message = await self._receive(receive)
+            except asyncio.TimeoutError:  # not TimeoutError: distinct on Python 3.10
+                refusal = self._refusal(408)
+                return {"type": "http.request", "body": b"", "more_body": False}
+            if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    exceeded = True
+                    refusal = self._refusal(413)
                     if message.get("more_body", False):
                         await self._drain(receive, received)
                     # The app sees a truncated body; its answer is replaced below.
@@ -328,13 +348,13 @@ class BodyLimitMiddleware:
 
         async def guarded_send(message: Message) -> None:
             nonlocal replied
-            if not exceeded:
+            if refusal is None:
                 await send(message)
             elif not replied:
                 replied = True
-                await self._reply_413(send)
+                await self._reply(send, refusal)
 
-        await self.app(scope, limited_receive, guarded_send)
+        await self.app(scope, guarded_receive, guarded_send)
 
 
 # --- the app factory ------------------------------------------------------------------
@@ -388,7 +408,8 @@ def create_app(recognizer_factory: str | Callable[[], Any] = "default", *,
         redoc_url=None,
     )
     _install_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestGuardMiddleware, max_bytes=settings.max_body_bytes,
+                       read_timeout_s=settings.request_timeout_s)
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
