@@ -22,9 +22,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import io
 import json
 import logging
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -39,7 +41,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -162,6 +163,10 @@ class _Service:
         self.settings = settings
         self.started = time.monotonic()
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="ferkit-model")
+        # Decoding gets a few threads of its own: bounded CPU use and memory (each thread
+        # that decodes keeps its own malloc arena), and never queued behind the model.
+        self.decoder = ThreadPoolExecutor(max(1, min(4, os.cpu_count() or 1)),
+                                          thread_name_prefix="ferkit-decode")
         self.batcher = MicroBatcher(self._predict_batch, executor=self.executor,
                                     max_batch=settings.max_batch,
                                     max_wait_s=settings.batch_wait_ms / 1000,
@@ -395,6 +400,7 @@ def create_app(recognizer_factory: str | Callable[[], Any] = "default", *,
         finally:
             await service.batcher.stop()
             service.executor.shutdown(wait=True, cancel_futures=True)
+            service.decoder.shutdown(wait=True, cancel_futures=True)
 
     app = FastAPI(
         title="ferkit",
@@ -501,8 +507,10 @@ async def _read_image(request: Request, settings: ServeSettings) -> tuple[str, n
                        "send multipart/form-data with a file field 'image', or "
                        'application/json {"image_base64": ...}' +
                        (f"; got {ctype!r}" if ctype else ""))
-    image = await run_in_threadpool(decode_image, data, max_bytes=settings.max_upload_bytes,
-                                    max_pixels=settings.max_pixels)
+    image = await asyncio.get_running_loop().run_in_executor(
+        _service(request).decoder,
+        functools.partial(decode_image, data, max_bytes=settings.max_upload_bytes,
+                          max_pixels=settings.max_pixels))
     return filename, image
 
 
