@@ -37,6 +37,6 @@ def test_schemathesis_finds_no_server_error(tiny_checkpoint, tmp_path):
              "--max-examples", "25", "--workers", "1", "--seed", "7", "--no-color",
              "--generation-database", "none", "--request-timeout", "60",
              "--report-dir", str(tmp_path), *skip],
-            capture_output=True, text=True, timeout=900)
+            capture_output=True, text=True, timeout=900, cwd=tmp_path)  # its cache goes there
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     assert "Server error" not in run.stdout
