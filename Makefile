@@ -19,7 +19,8 @@ setup: $(STAMP)
 # Headless Chromium for tests/test_web_page.py (Debian/Ubuntu, as root). Playwright drives
 # this system browser; it never downloads one. Without it the browser tests skip.
 setup-browser:
-	apt-get update && apt-get install -y --no-install-recommends chromium chromium-driver
+	command -v chromium >/dev/null || (apt-get update && \
+	  apt-get install -y --no-install-recommends chromium chromium-driver)
 
 # The CI suite: everything but tests marked slow.
 test: $(STAMP)
