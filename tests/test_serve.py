@@ -523,3 +523,29 @@ def test_real_explain(real):
     body = assert_clean_error(post_image(real.url + "/v1/explain?method=attention", data), 422,
                               "invalid_input")
     assert "gradcam" in body["message"]
+
+
+# --- `ferkit serve` ------------------------------------------------------------------------
+
+def test_serve_command_maps_options_and_env_to_settings(monkeypatch):
+    from ferkit.cli import main
+
+    seen: list[ServeSettings] = []
+    monkeypatch.setattr("ferkit.serve.run_server", seen.append)
+    monkeypatch.setenv("FERKIT_SERVE_MAX_BATCH", "3")
+    monkeypatch.setenv("FERKIT_SERVE_PORT", "9100")
+    assert main(["serve", "--port", "9200", "--model", "ckpt/dir", "--max-upload-mb", "0.5",
+                 "--cors-origin", "http://a.example", "--timeout", "7"]) == 0
+    (s,) = seen
+    assert (s.port, s.max_batch, s.model, s.max_upload_bytes, s.cors_origins,
+            s.request_timeout_s, s.host) == (9200, 3, "ckpt/dir", 524288,
+                                             ("http://a.example",), 7.0, "127.0.0.1")
+
+
+def test_serve_command_bad_model_is_one_line_error(capsys, tmp_path):
+    from ferkit.cli import main
+
+    assert main(["serve", "--model", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: ") and "missing" in err[-1]
+    assert "Traceback" not in "\n".join(err)
