@@ -59,7 +59,7 @@ def register(app: typer.Typer) -> None:
             max_upload_bytes=None if max_upload_mb is None else int(max_upload_mb * 2**20),
             cors_origins=tuple(cors_origin) if cors_origin else None,
         )
-        typer.echo(f"ferkit: serving {settings.model!r} on http://{settings.host}:"
+        typer.echo(f"ferkit: loading {settings.model!r}, then serving http://{settings.host}:"
                    f"{settings.port}/ (API docs at /docs; Ctrl-C stops)", err=True)
         run_server(settings)
 
