@@ -429,29 +429,33 @@ def test_registered_with_reference_and_data_config():
 
 
 @pytest.mark.parametrize("name", ["dacl", "dsan"])
-def test_backbone_weights_are_init_only(name, tmp_path, monkeypatch):
-    """backbone_weights loads the trunk once and never travels in config.json (the file
-    need not exist where the checkpoint is loaded)."""
-    from ferkit.models import backbones
-
-    calls = []
-
-    def fake_loader(trunk, source):
-        calls.append(source)
-        with torch.no_grad():
-            trunk[0].weight.fill_(0.25)
-
-    monkeypatch.setattr(backbones, "load_resnet18_trunk_weights", fake_loader, raising=False)
+def test_backbone_weights_load_msceleb_layout_once(name, tmp_path):
+    """backbone_weights loads a torchvision-keyed ResNet-18 (the MS-Celeb-1M release's
+    ``{"state_dict": …}`` layout, its own fc ignored) into the trunk, and never travels in
+    config.json: the saved model loads after the file is gone."""
+    torch.manual_seed(3)
+    source_net = resnet18(num_classes=10).eval()
     source = tmp_path / "resnet18_msceleb.pth"
+    torch.save({"state_dict": source_net.state_dict()}, source)
     kwargs = {"input_size": (3, 32, 32)} if name == "dacl" else {}
-    model = ferkit.create_model(name, backbone_weights=source, **kwargs)
-    assert calls == [source]
-    assert bool((model.features[0].weight == 0.25).all())
+    model = ferkit.create_model(name, backbone_weights=source, **kwargs).eval()
+    x = torch.randn(1, 3, 64, 64) if name == "dsan" else torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        expected = torch.nn.Sequential(*list(source_net.children())[:-2])(x)
+        torch.testing.assert_close(model.forward_features(x), expected)
     cfg = model.ferkit_config
     assert "backbone_weights" not in cfg.model_kwargs
     assert cfg.provenance["backbone_weights"] == "resnet18_msceleb.pth"
     ferkit.save_checkpoint(model, tmp_path / "ckpt")
+    source.unlink()
     loaded = ferkit.load_checkpoint(tmp_path / "ckpt")
-    assert calls == [source]
-    assert bool((loaded.features[0].weight == 0.25).all())
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.forward_features(x), expected)
     assert loaded.ferkit_config.provenance["backbone_weights"] == "resnet18_msceleb.pth"
+
+
+def test_backbone_weights_of_the_wrong_network_fail_clearly(tmp_path):
+    path = tmp_path / "not_resnet18.pth"
+    torch.save({"conv1.weight": torch.zeros(3)}, path)
+    with pytest.raises(CheckpointError, match=r"not_resnet18.pth.*missing.*bn1.weight"):
+        ferkit.create_model("dsan", backbone_weights=path)

@@ -53,7 +53,12 @@ from torch.nn import functional as F
 
 from ferkit.config import IMAGENET_DATA
 from ferkit.errors import FerkitError
-from ferkit.models.backbones import TimmBackbone, load_resnet18_trunk_weights, resnet18_trunk
+from ferkit.models.backbones import (
+    RESNET18_CHANNELS,
+    TimmBackbone,
+    load_resnet18_trunk_weights,
+    resnet18_trunk,
+)
 from ferkit.models.convert import strip_prefix, unwrap
 from ferkit.models.output import FEROutput
 from ferkit.models.registry import register_model
@@ -176,7 +181,7 @@ class DAN(nn.Module):
         self.num_head = num_head
         if backbone == "resnet18":
             self.features: nn.Module = resnet18_trunk(in_chans)
-            self.num_features = 512
+            self.num_features = RESNET18_CHANNELS
             if backbone_weights is not None:
                 load_resnet18_trunk_weights(self.features, backbone_weights)
         else:
