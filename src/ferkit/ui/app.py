@@ -86,7 +86,7 @@ def main() -> None:
     model_a = _model_picker("Model", default, "model_a")
     compare = st.sidebar.checkbox("Compare with a second model")
     model_b = _model_picker("Second model", default, "model_b") if compare else None
-    method = st.sidebar.selectbox("Attention view", EXPLAIN_CHOICES)
+    method = st.sidebar.selectbox("Attention view", EXPLAIN_CHOICES, key="explain_method")
     source = st.radio("Photo source", ("Upload", "Camera"), horizontal=True)
     if source == "Upload":
         upload = st.file_uploader("A photo with faces", type=["jpg", "jpeg", "png", "webp",
