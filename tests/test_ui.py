@@ -108,5 +108,5 @@ def test_app_predicts_and_compares_two_models(tiny_checkpoint, monkeypatch):
     if importlib.util.find_spec("ferkit.explain") is not None:
         at.sidebar.selectbox(key="explain_method").set_value("gradcam").run()
         assert not at.exception and not at.error
-        captions = [el.proto.imgs[0].caption for el in at.get("imgs") if el.proto.imgs]
+        captions = [c for image in at.get("image") for c in image.captions]
         assert captions.count("gradcam overlay") == 2
