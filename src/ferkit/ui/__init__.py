@@ -29,7 +29,7 @@ def streamlit_command(*, host: str = "127.0.0.1", port: int = 8501, model: str =
             "--server.address", host, "--server.port", str(port),
             "--server.headless", "true", "--browser.gatherUsageStats", "false",
             "--server.fileWatcherType", "none", "--server.maxUploadSize", "8",
-            "--global.developmentMode", "false", *extra,
+            "--global.developmentMode", "false", "--client.toolbarMode", "minimal", *extra,
             "--", "--model", model]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import PurePath
 from typing import Any
 
 import numpy as np
@@ -57,7 +58,7 @@ def _read_photo(data: bytes) -> np.ndarray:
 
 
 def _show_column(column: Any, name: str, image: np.ndarray, method: str) -> None:
-    column.subheader(name)
+    column.subheader(PurePath(name).name or name)  # a checkpoint folder: its own name
     recognizer = load_recognizer(name)
     result = recognizer(image)
     column.image(draw_results(image, result), width="stretch")
