@@ -224,7 +224,8 @@ def _public_name(spec: str | Callable[[], Any], name: str | None) -> str:
         return name
     if isinstance(spec, str):
         return PurePath(spec).name or spec  # a checkpoint directory: never show its path
-    return getattr(spec, "__name__", "custom")
+    name = getattr(spec, "__name__", "")
+    return "custom" if not name or name.startswith("<") else name  # "<lambda>" says nothing
 
 
 def _scrub_paths(value: Any) -> Any:
