@@ -39,6 +39,7 @@ _COMMAND_MODULES = (
     "ferkit.cli.data",
     "ferkit.cli.predict",
     "ferkit.cli.explain",
+    "ferkit.cli.serve",
 )
 
 for _module in _COMMAND_MODULES:
