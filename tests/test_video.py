@@ -48,9 +48,13 @@ class SquareFinder:
     def __init__(self, schedule):
         self.schedule = schedule
         self.calls = 0
+        self.batches = []
 
     def __call__(self, frame, *, color="rgb"):
         assert color == "bgr"
+        if isinstance(frame, list):  # like the Recognizer: a list in, a list out
+            self.batches.append(len(frame))
+            return [self(f, color=color) for f in frame]
         mask = (frame[..., 0] > 128).astype(np.uint8)
         _, _, stats, _ = cv2.connectedComponentsWithStats(mask)
         faces = []
@@ -172,9 +176,11 @@ def test_analyze_video_tracks_squares_and_writes_video_and_csv(tmp_path):
     finder = SquareFinder(lambda i: (0.2, 0.7, 0.1) if i % 2 == 0 else (0.2, 0.3, 0.5))
     seen = []
     summary = analyze_video(src, finder, out=tmp_path / "out.avi", csv_path=tmp_path / "r.csv",
-                            every=2, alpha=0.5, on_frame=lambda i, r: seen.append(r is not None))
+                            every=2, alpha=0.5, frames_per_batch=4,
+                            on_frame=lambda i, r: seen.append(r is not None))
     assert summary.frames_read == 12 and summary.frames_processed == 6
     assert seen == [True, False] * 6
+    assert finder.batches == [4, 2]  # analysed frames reach the recognizer 4 at a time
     assert summary.faces == 12 and sorted(summary.tracks) == [1, 2]
     assert all(t["frames"] == 6 for t in summary.tracks.values())
 

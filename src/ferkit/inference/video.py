@@ -243,10 +243,19 @@ class StreamAnalyzer:
         self.smoother = ProbabilitySmoother(alpha)
 
     def process(self, frame_bgr: np.ndarray, *, index: int, time_s: float) -> FrameResult:
-        result = self.recognizer(frame_bgr, color="bgr")
-        if getattr(result, "error", None):
-            raise InputError(f"frame {index}: {result.error}")
-        return self.track(result.faces, index=index, time_s=time_s)
+        return self.process_many([frame_bgr], indices=[index], times=[time_s])[0]
+
+    def process_many(self, frames_bgr: Sequence[np.ndarray], *, indices: Sequence[int],
+                     times: Sequence[float]) -> list[FrameResult]:
+        """Consecutive frames in one Recognizer call (their faces share classifier batches),
+        then tracked in order."""
+        results = self.recognizer(list(frames_bgr), color="bgr")
+        out = []
+        for result, index, time_s in zip(results, indices, times, strict=True):
+            if getattr(result, "error", None):
+                raise InputError(f"frame {index}: {result.error}")
+            out.append(self.track(result.faces, index=index, time_s=time_s))
+        return out
 
     def track(self, faces: Sequence[FaceResult], *, index: int, time_s: float) -> FrameResult:
         """Assign tracks and smooth probabilities for the faces found in one frame."""
@@ -339,6 +348,7 @@ def analyze_video(
     iou_threshold: float = DEFAULT_IOU_THRESHOLD,
     max_age: int = DEFAULT_MAX_AGE,
     on_frame: Callable[[int, FrameResult | None], None] | None = None,
+    frames_per_batch: int = 8,
 ) -> VideoSummary:
     """Track faces and their smoothed expressions through a video file.
 
@@ -356,7 +366,12 @@ def analyze_video(
         alpha, iou_threshold, max_age: see :data:`DEFAULT_ALPHA` and :class:`IoUTracker`.
         on_frame: called after each frame read with ``(index, result or None if skipped)``
             (the CLI's progress bar).
+        frames_per_batch: analysed frames sent to the Recognizer together, so the faces of
+            several frames fill one classifier batch (ONNX Runtime: ~2x the faces/s at batch
+            8 than at batch 1 on 2 cores); tracking still runs frame by frame, in order.
     """
+    if frames_per_batch < 1:
+        raise FerkitError(f"frames_per_batch must be >= 1, got {frames_per_batch}")
     fps, _, (width, height) = video_info(source)
     summary = VideoSummary(source=str(source), fps=fps)
     analyzer = StreamAnalyzer(recognizer, alpha=alpha, iou_threshold=iou_threshold,
@@ -369,11 +384,10 @@ def analyze_video(
     try:
         if csv_path is not None:
             csv_file = _open_for_writing(csv_path)
-        for index, time_s, frame, selected in iter_frames(source, every=every):
+        for index, _time_s, frame, result in _analysed_in_batches(
+                analyzer, iter_frames(source, every=every), frames_per_batch):
             summary.frames_read += 1
-            result = None
-            if selected:
-                result = analyzer.process(frame, index=index, time_s=time_s)
+            if result is not None:
                 latest = result
                 summary.frames_processed += 1
                 summary.faces += len(result.faces)
@@ -406,6 +420,31 @@ def analyze_video(
     summary.out_path = str(out) if out is not None else None
     summary.csv_path = str(csv_path) if csv_path is not None else None
     return summary
+
+
+def _analysed_in_batches(analyzer: StreamAnalyzer, frames, frames_per_batch: int):
+    """``(index, time_s, frame, FrameResult or None)`` in frame order, analysing the
+    selected frames ``frames_per_batch`` at a time."""
+    pending: list[tuple[int, float, np.ndarray, bool]] = []
+    selected_count = 0
+
+    def flush():
+        chosen = [item for item in pending if item[3]]
+        results = iter(analyzer.process_many([f for _, _, f, _ in chosen],
+                                             indices=[i for i, _, _, _ in chosen],
+                                             times=[t for _, t, _, _ in chosen])
+                       if chosen else [])
+        done = [(i, t, f, next(results) if sel else None) for i, t, f, sel in pending]
+        pending.clear()
+        return done
+
+    for item in frames:
+        pending.append(item)
+        selected_count += item[3]
+        if selected_count == frames_per_batch:
+            yield from flush()
+            selected_count = 0
+    yield from flush()
 
 
 _CSV_FIXED = ["frame", "time_s", "track_id", "x1", "y1", "x2", "y2", "label", "score",
