@@ -50,8 +50,9 @@ def _train_transform(data_cfg: DataConfig, augment: Mapping[str, Any]):
             ) from None
         return eval_transform(data_cfg)
     try:
-        config = AugmentConfig(**dict(augment))
-    except TypeError as exc:
+        from_dict = getattr(AugmentConfig, "from_dict", None)
+        config = from_dict(dict(augment)) if from_dict else AugmentConfig(**dict(augment))
+    except (TypeError, ValueError) as exc:
         raise FerkitError(f"recipe augment: {exc}") from exc
     return train_transform(data_cfg, config)
 

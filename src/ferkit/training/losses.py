@@ -57,6 +57,14 @@ def _attention(name: str, *, with_embedding: bool) -> Callable[..., tuple[Tensor
     return inputs
 
 
+def _recalibration(out: FEROutput, target: Tensor) -> tuple[Tensor, ...]:
+    missing = [k for k in ("gfe_logits", "gfe_plain_logits") if k not in out.attention]
+    if missing:
+        raise FerkitError(f"the recalibration loss reads attention {missing}, which the model "
+                          "does not produce (it is DSAN's loss)")
+    return out.attention["gfe_logits"], out.attention["gfe_plain_logits"], target
+
+
 @dataclass(frozen=True)
 class AuxLoss:
     """How to build and call one auxiliary loss.
@@ -82,8 +90,7 @@ _AUX_LOSSES: dict[str, AuxLoss] = {
     "sparse_center": AuxLoss("ferkit.losses:SparseCenterLoss",
                              _attention("element_weights", with_embedding=True)),
     # DSAN: recalibration of global-feature elements.
-    "recalibration": AuxLoss("ferkit.losses:RecalibrationLoss",
-                             _attention("gfe_weights", with_embedding=True)),
+    "recalibration": AuxLoss("ferkit.losses:FeatureRecalibrationLoss", _recalibration),
 }
 
 
@@ -169,6 +176,9 @@ class LossComposition(nn.Module):
         for name, weight in zip(self.names, self.weights, strict=True):
             if name == "cross_entropy":
                 value = soft_cross_entropy(out.logits.float(), target, self.label_smoothing)
+            elif hasattr(self.aux[name], "from_output"):
+                # ferkit.losses classes know which FEROutput fields they read.
+                value = self.aux[name].from_output(out, hard_target)
             else:
                 args = self._inputs[name](out, hard_target)
                 value = self.aux[name](*[a.float() if a.is_floating_point() else a

@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import types
@@ -257,7 +258,17 @@ def _check_path(parts: list[str]) -> None:
 
 def recipe_from_dict(raw: dict[str, Any], *, where: str = "recipe") -> Recipe:
     """Build a :class:`Recipe`, checking every key and value type."""
-    return _build(Recipe, raw, "", where)
+    recipe = _build(Recipe, raw, "", where)
+    try:
+        from ferkit.data.transforms import AugmentConfig
+    except ImportError:
+        return recipe
+    if hasattr(AugmentConfig, "from_dict"):
+        try:
+            AugmentConfig.from_dict(dict(recipe.augment))
+        except (FerkitError, TypeError, ValueError) as exc:
+            raise FerkitError(f"{where}: augment: {exc}") from exc
+    return recipe
 
 
 def _build(cls: type, raw: Any, prefix: str, where: str) -> Any:
@@ -306,6 +317,9 @@ def _convert(tp: Any, value: Any, key: str, where: str) -> Any:
             raise FerkitError(f"{where}: {key} must be an integer, got {value!r}")
         return value
     if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string
+            with contextlib.suppress(ValueError):
+                value = float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise FerkitError(f"{where}: {key} must be a number, got {value!r}")
         return float(value)
