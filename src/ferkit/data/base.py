@@ -10,9 +10,11 @@ indices with :func:`ferkit.labels` names, so a dataset never needs to know the m
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +22,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from ferkit.errors import DataError
 from ferkit.labels import CANONICAL
 
 
@@ -31,10 +34,39 @@ class DatasetSummary:
     split: str
     total: int
     per_class: dict[str, int]
+    dropped: dict[str, int] = field(default_factory=dict)
 
     def __str__(self) -> str:
         counts = ", ".join(f"{k} {v}" for k, v in self.per_class.items())
-        return f"{self.name} [{self.split}]: {self.total} images ({counts})"
+        text = f"{self.name} [{self.split}]: {self.total} images ({counts})"
+        if self.dropped:
+            text += "; dropped: " + ", ".join(f"{k} {v}" for k, v in self.dropped.items())
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "split": self.split, "total": self.total,
+                "per_class": dict(self.per_class), "dropped": dict(self.dropped)}
+
+
+class Problems:
+    """Collects malformed entries: raises at the first one (``strict``) or keeps them all.
+
+    Adapters call :meth:`add` for every bad line or file; training opens datasets strictly
+    (the first problem is a :class:`~ferkit.errors.DataError`), ``ferkit data check`` opens
+    them leniently and lists everything it found.
+    """
+
+    def __init__(self, strict: bool = True) -> None:
+        self.strict = strict
+        self.messages: list[str] = []
+
+    def add(self, message: str) -> None:
+        if self.strict:
+            raise DataError(message)
+        self.messages.append(message)
+
+    def __len__(self) -> int:
+        return len(self.messages)
 
 
 class FERDataset(Dataset):
@@ -57,8 +89,14 @@ class FERDataset(Dataset):
         targets: Sequence[int] | np.ndarray,
         soft_targets: np.ndarray | None = None,
         transform: Callable[[Image.Image], Any] | None = None,
+        dropped: dict[str, int] | None = None,
+        problems: Sequence[str] = (),
     ) -> None:
         self.split = split
+        #: Samples an adapter left out on purpose, by reason (e.g. ``{"contempt": 12}``).
+        self.dropped: dict[str, int] = {k: v for k, v in (dropped or {}).items() if v}
+        #: Malformed entries skipped when the dataset was opened with ``strict=False``.
+        self.problems: list[str] = list(problems)
         self.targets = np.asarray(targets, dtype=np.int64)
         if soft_targets is not None and soft_targets.shape != (len(self.targets), len(CANONICAL)):
             raise ValueError(
@@ -89,4 +127,108 @@ class FERDataset(Dataset):
     def summary(self) -> DatasetSummary:
         counts = Counter(self.targets.tolist())
         per_class = {CANONICAL[i]: counts[i] for i in sorted(counts)}
-        return DatasetSummary(self.name, self.split, len(self), per_class)
+        return DatasetSummary(self.name, self.split, len(self), per_class, dict(self.dropped))
+
+    def describe(self, index: int) -> str:
+        """Where sample ``index`` comes from (a file path, ``"file.csv line 12"``), for messages."""
+        return f"{self.name} {self.split} sample {index}"
+
+    def fingerprint(self, index: int) -> bytes:
+        """A digest of sample ``index``'s content, to find the same image in two splits.
+
+        File-based datasets hash the file's bytes (exact copies); array datasets hash pixels.
+        """
+        return hashlib.blake2b(self.load_image(index).tobytes(), digest_size=16).digest()
+
+
+class ArrayFERDataset(FERDataset):
+    """Images held in memory as one ``(N, H, W)`` or ``(N, H, W, 3)`` uint8 array (FER2013).
+
+    Example:
+        >>> import numpy as np
+        >>> ds = ArrayFERDataset(np.zeros((2, 48, 48), np.uint8), [0, 1], split="train")
+        >>> ds.load_image(1).size, ds[1][1]
+        ((48, 48), 1)
+    """
+
+    def __init__(
+        self,
+        images: np.ndarray,
+        targets: Sequence[int] | np.ndarray,
+        *,
+        split: str,
+        sources: Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(split=split, targets=targets, **kwargs)
+        if images.dtype != np.uint8 or images.ndim not in (3, 4) or len(images) != len(self):
+            raise ValueError(
+                f"images must be (N, H, W[, 3]) uint8 with N={len(self)}, "
+                f"got {images.shape} {images.dtype}"
+            )
+        self.images = images
+        self._sources = sources
+
+    def load_image(self, index: int) -> Image.Image:
+        pixels = self.images[index]
+        return Image.fromarray(pixels, mode="L" if pixels.ndim == 2 else "RGB")
+
+    def describe(self, index: int) -> str:
+        if self._sources is not None:
+            return self._sources[index]
+        return super().describe(index)
+
+    def fingerprint(self, index: int) -> bytes:
+        return hashlib.blake2b(self.images[index].tobytes(), digest_size=16).digest()
+
+
+class ImageFileDataset(FERDataset):
+    """Images stored as files (JPEG/PNG/...), decoded lazily; optionally cropped to a box.
+
+    ``boxes`` (``(N, 4)`` as ``x, y, width, height`` in pixels, e.g. AffectNet's face boxes)
+    crops each image after decoding.  Images are returned as ``"L"`` when stored grayscale
+    and as ``"RGB"`` otherwise.
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[Path | str],
+        targets: Sequence[int] | np.ndarray,
+        *,
+        split: str,
+        boxes: np.ndarray | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(split=split, targets=targets, **kwargs)
+        self.paths = [Path(p) for p in paths]
+        if len(self.paths) != len(self):
+            raise ValueError(f"{len(self.paths)} paths for {len(self)} targets")
+        self.boxes = None if boxes is None else np.asarray(boxes, dtype=np.float64)
+
+    def load_image(self, index: int) -> Image.Image:
+        path = self.paths[index]
+        try:
+            with Image.open(path) as opened:
+                image = opened.convert("L") if opened.mode in ("L", "1", "I;16", "I") \
+                    else opened.convert("RGB")
+        except FileNotFoundError:
+            raise DataError(f"{self.name} {self.split}: image {path} does not exist") from None
+        except (OSError, ValueError, SyntaxError) as exc:
+            raise DataError(
+                f"{self.name} {self.split}: cannot read image {path} ({exc}); "
+                "expected a readable JPEG/PNG/BMP file"
+            ) from None
+        if self.boxes is not None:
+            x, y, w, h = self.boxes[index]
+            image = image.crop((round(x), round(y), round(x + w), round(y + h)))
+        return image
+
+    def describe(self, index: int) -> str:
+        return str(self.paths[index])
+
+    def fingerprint(self, index: int) -> bytes:
+        try:
+            return hashlib.blake2b(self.paths[index].read_bytes(), digest_size=16).digest()
+        except OSError as exc:
+            raise DataError(f"{self.name} {self.split}: cannot read {self.paths[index]} "
+                            f"({exc})") from None

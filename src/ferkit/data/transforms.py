@@ -6,10 +6,16 @@ training, evaluation, inference and export all use it (or its train-time superse
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
+from dataclasses import dataclass
+from typing import Any
+
 import torch
 from torchvision.transforms import v2
 
 from ferkit.config import DataConfig
+from ferkit.errors import FerkitError
 
 _INTERPOLATION = {
     "bilinear": v2.InterpolationMode.BILINEAR,
@@ -30,3 +36,147 @@ def eval_transform(data: DataConfig) -> v2.Compose:
         v2.Normalize(list(data.mean), list(data.std)),
     ])
 
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Train-time augmentation, as a recipe writes it (every field off when zero/None).
+
+    Applied in this order on the PIL image: random resized crop (or a plain resize), flip,
+    geometric ops (rotation/affine, padded random crop; together with probability
+    ``geometric_p``), colour jitter, then, on the normalised tensor, random erasing.
+
+    Attributes:
+        hflip: probability of a horizontal flip.
+        rotation: maximum rotation in degrees (uniform in ``[-rotation, rotation]``).
+        translate: maximum shift as a fraction of width/height (RandomAffine).
+        scale: ``(min, max)`` zoom range of RandomAffine, e.g. ``(0.9, 1.1)``.
+        crop_padding: pad by this many pixels, then crop back to the input size at a random
+            position (DAN's ``RandomCrop(112, padding=32)``).
+        geometric_p: probability of applying rotation/affine/padded crop together (DAN: 0.2).
+        resized_crop_scale: area range of RandomResizedCrop, e.g. ``(0.8, 1.0)``; ``None``
+            resizes the whole image.
+        color_jitter: brightness, contrast, saturation, hue strengths (saturation and hue are
+            ignored for 1-channel models).
+        erasing_p: probability of RandomErasing on the normalised tensor (DAN: 1.0).
+        erasing_scale: area range of the erased rectangle (DAN: ``(0.02, 0.25)``).
+
+    Example:
+        >>> AugmentConfig.preset("dan").erasing_scale
+        (0.02, 0.25)
+        >>> AugmentConfig.from_dict({"hflip": 0.5, "rotation": 10}).rotation
+        10.0
+    """
+
+    hflip: float = 0.5
+    rotation: float = 0.0
+    translate: float = 0.0
+    scale: tuple[float, float] | None = None
+    crop_padding: int = 0
+    geometric_p: float = 1.0
+    resized_crop_scale: tuple[float, float] | None = None
+    color_jitter: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    erasing_p: float = 0.0
+    erasing_scale: tuple[float, float] = (0.02, 0.33)
+
+    def __post_init__(self) -> None:
+        for name in ("hflip", "geometric_p", "erasing_p"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise FerkitError(f"augment.{name} must be a probability in [0, 1], got {value}")
+        if self.rotation < 0 or self.translate < 0 or self.crop_padding < 0:
+            raise FerkitError("augment.rotation, translate and crop_padding must be >= 0")
+        for name in ("scale", "resized_crop_scale", "erasing_scale"):
+            value = getattr(self, name)
+            if value is not None and (len(value) != 2 or not 0 < value[0] <= value[1]):
+                raise FerkitError(f"augment.{name} must be (min, max) with 0 < min <= max, "
+                                  f"got {value}")
+        if len(self.color_jitter) != 4 or min(self.color_jitter) < 0:
+            raise FerkitError("augment.color_jitter must be 4 non-negative numbers "
+                              f"(brightness, contrast, saturation, hue), got {self.color_jitter}")
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> AugmentConfig:
+        """Build from a recipe's ``augment:`` mapping; unknown keys fail with suggestions."""
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        values: dict[str, Any] = {}
+        for key, value in raw.items():
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=2)
+                hint = f"; did you mean {' or '.join(close)}?" if close else ""
+                raise FerkitError(f"unknown augment option {key!r}{hint} "
+                                  f"(known: {', '.join(known)})")
+            if isinstance(value, list):
+                value = tuple(float(v) for v in value)
+            elif key == "crop_padding":
+                value = int(value)
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                value = float(value)
+            values[key] = value
+        return cls(**values)
+
+    @classmethod
+    def preset(cls, name: str) -> AugmentConfig:
+        """Named setups: ``"none"``, ``"flip"``, ``"dan"``, ``"dacl"``, ``"fer2013"``."""
+        presets = {
+            "none": cls(hflip=0.0),
+            "flip": cls(),
+            # DAN (train_rafdb.py): flip; with p=0.2 rotate ±20° and pad-32 random crop;
+            # RandomErasing(scale=(0.02, 0.25)) always.
+            "dan": cls(rotation=20.0, crop_padding=32, geometric_p=0.2, erasing_p=1.0,
+                       erasing_scale=(0.02, 0.25)),
+            # DACL: random resized crop (scale 0.8..1), flip, random erasing.
+            "dacl": cls(resized_crop_scale=(0.8, 1.0), erasing_p=0.5,
+                        erasing_scale=(0.02, 0.25)),
+            # Small 48x48 grayscale images: mild affine and brightness/contrast jitter.
+            "fer2013": cls(rotation=10.0, translate=0.1, scale=(0.9, 1.1),
+                           color_jitter=(0.2, 0.2, 0.0, 0.0), erasing_p=0.25),
+        }
+        if name not in presets:
+            raise FerkitError(f"unknown augment preset {name!r}; known: {', '.join(presets)}")
+        return presets[name]
+
+
+def train_transform(data: DataConfig, augment: AugmentConfig | None = None) -> v2.Compose:
+    """The eval transform plus ``augment``'s random ops: PIL image → normalised tensor.
+
+    With ``AugmentConfig.preset("none")`` it produces exactly what :func:`eval_transform`
+    does.
+
+    Example:
+        >>> from PIL import Image
+        >>> from ferkit.config import GRAY48_DATA
+        >>> t = train_transform(GRAY48_DATA, AugmentConfig.preset("fer2013"))
+        >>> tuple(t(Image.new("L", (64, 64))).shape)
+        (1, 48, 48)
+    """
+    augment = augment if augment is not None else AugmentConfig()
+    channels, height, width = data.input_size
+    interpolation = _INTERPOLATION[data.interpolation]
+    ops: list[Any] = [v2.ToImage(), v2.Grayscale(1) if channels == 1 else v2.RGB()]
+    if augment.resized_crop_scale is not None:
+        ops.append(v2.RandomResizedCrop((height, width), scale=augment.resized_crop_scale,
+                                        interpolation=interpolation, antialias=True))
+    else:
+        ops.append(v2.Resize((height, width), interpolation=interpolation, antialias=True))
+    if augment.hflip > 0:
+        ops.append(v2.RandomHorizontalFlip(augment.hflip))
+    geometric: list[Any] = []
+    if augment.rotation or augment.translate or augment.scale:
+        translate = (augment.translate, augment.translate) if augment.translate else None
+        geometric.append(v2.RandomAffine(augment.rotation, translate=translate,
+                                         scale=augment.scale, interpolation=interpolation))
+    if augment.crop_padding:
+        geometric.append(v2.RandomCrop((height, width), padding=augment.crop_padding))
+    if geometric and augment.geometric_p > 0:
+        ops.append(v2.RandomApply(geometric, p=augment.geometric_p))
+    brightness, contrast, saturation, hue = augment.color_jitter
+    if channels == 1:
+        saturation = hue = 0.0  # meaningless on grayscale
+    if brightness or contrast or saturation or hue:
+        ops.append(v2.ColorJitter(brightness or None, contrast or None, saturation or None,
+                                  hue or None))
+    ops += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(data.mean), list(data.std))]
+    if augment.erasing_p > 0:
+        ops.append(v2.RandomErasing(p=augment.erasing_p, scale=augment.erasing_scale))
+    return v2.Compose(ops)

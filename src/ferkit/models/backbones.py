@@ -4,18 +4,23 @@
   ``nn.Sequential`` of its children: exactly what DAN, DACL and DSAN's references build,
   so their checkpoints' ``features.N.*`` keys and the MS-Celeb-1M ``state_dict``
   (torchvision key names) load without renaming.
+* :func:`load_resnet18_trunk_weights` loads the MS-Celeb-1M ResNet-18 that DAN, DACL and
+  DSAN start from (a torchvision-keyed ``{"state_dict": …}`` file) into such a trunk.
 * :class:`TimmBackbone` wraps any timm model as an unpooled feature-map extractor, so a
   timm backbone can stand wherever an architecture only needs "a map with C channels".
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
+
 import timm
 import torch
 from torch import Tensor, nn
 from torchvision.models import resnet18
 
-from ferkit.errors import FerkitError
+from ferkit.errors import CheckpointError, FerkitError
 
 RESNET18_CHANNELS = 512
 
@@ -26,6 +31,71 @@ def resnet18_trunk(in_chans: int = 3) -> nn.Sequential:
     if in_chans != 3:
         net.conv1 = nn.Conv2d(in_chans, 64, kernel_size=7, stride=2, padding=3, bias=False)
     return nn.Sequential(*list(net.children())[:-2])
+
+
+#: torchvision ResNet child name -> index in :func:`resnet18_trunk`'s ``nn.Sequential``
+#: (2 = relu and 3 = maxpool have no weights; ``avgpool``/``fc`` are cut).
+_RESNET_CHILD_INDEX = {"conv1": 0, "bn1": 1, "layer1": 4, "layer2": 5, "layer3": 6, "layer4": 7}
+
+
+def load_resnet18_trunk_weights(
+    trunk: nn.Sequential, weights: str | Path | Mapping[str, Tensor]
+) -> nn.Sequential:
+    """Load a torchvision-keyed ResNet-18 (e.g. the MS-Celeb-1M face model) into ``trunk``.
+
+    ``weights`` is a file (``.pth``/``.pt`` read without unpickling code, or
+    ``.safetensors``) or a state dict.  Accepted layouts: the MS-Celeb-1M release's
+    ``{"state_dict": {...}}``, a plain torchvision ``resnet18().state_dict()``, either with
+    DataParallel's ``module.`` prefix.  ``fc.*`` is ignored (the identity classifier);
+    every other key must match exactly, else :class:`~ferkit.errors.CheckpointError`
+    names the missing, unexpected and mis-shaped keys.  BatchNorm ``num_batches_tracked``
+    counters, absent from files saved by old PyTorch, are set to 0 as PyTorch itself does.
+
+    DAN, DACL and DSAN all start from this model; their builders take it as
+    ``backbone_weights=<path>``.
+
+    Example:
+        >>> trunk = resnet18_trunk()
+        >>> from torchvision.models import resnet18
+        >>> _ = load_resnet18_trunk_weights(trunk, {"state_dict": resnet18().state_dict()})
+    """
+    from ferkit.checkpoint import read_state_dict
+
+    source = str(weights) if isinstance(weights, (str, Path)) else "the given state dict"
+    raw = read_state_dict(weights) if isinstance(weights, (str, Path)) else weights
+    if not isinstance(raw, Mapping):
+        raise CheckpointError(f"{source} does not hold a state dict (got {type(raw).__name__})")
+    nested = raw.get("state_dict")
+    state = {k.removeprefix("module."): v
+             for k, v in (nested if isinstance(nested, Mapping) else raw).items()
+             if not k.removeprefix("module.").startswith("fc.")}
+
+    index_to_child = {str(i): name for name, i in _RESNET_CHILD_INDEX.items()}
+    expected = {}  # torchvision name -> trunk name
+    for key in trunk.state_dict():
+        index, _, rest = key.partition(".")
+        expected[f"{index_to_child[index]}.{rest}"] = key
+    own = trunk.state_dict()
+    missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state if k not in expected]
+    shapes = {k: (tuple(getattr(state[k], "shape", ())), tuple(own[t].shape))
+              for k, t in expected.items() if k in state}
+    mismatched = [f"{k} (file {f} vs model {m})" for k, (f, m) in shapes.items() if f != m]
+    if missing or unexpected or mismatched:
+        parts = [f"{label} {len(keys)}: {', '.join(keys[:6])}{' …' if len(keys) > 6 else ''}"
+                 for label, keys in (("missing keys", missing), ("unexpected keys", unexpected),
+                                     ("shape mismatches", mismatched)) if keys]
+        raise CheckpointError(
+            f"{source} does not fit a ResNet-18 trunk (torchvision key names, optionally under "
+            f"'state_dict'; fc.* ignored): {'; '.join(parts)}"
+        )
+    mapped = {
+        trunk_key: state[tv_key].to(own[trunk_key].dtype) if tv_key in state
+        else torch.zeros_like(own[trunk_key])  # num_batches_tracked absent in old saves
+        for tv_key, trunk_key in expected.items()
+    }
+    trunk.load_state_dict(mapped, strict=True)
+    return trunk
 
 
 class TimmBackbone(nn.Module):
@@ -49,8 +119,25 @@ class TimmBackbone(nn.Module):
             close = timm.list_models(f"*{name.split('.')[0][:6]}*")[:5]
             hint = f"; similar: {', '.join(close)}" if close else ""
             raise FerkitError(f"timm has no backbone {name!r}{hint}") from exc
+        self._drop_classifier_head()
         self.name = name
         self.num_features: int = int(self.body.num_features)
+
+    def _drop_classifier_head(self) -> None:
+        # num_classes=0 only empties the last Linear: a head's own norm (ConvNeXt's
+        # head.norm) stays, never used by forward_features, and would sit in the state dict
+        # as dead weights (and break DDP without find_unused_parameters).  timm names the
+        # classifier in pretrained_cfg; its top-level module belongs to forward_head only.
+        names = self.body.pretrained_cfg.get("classifier") or ()
+        for name in (names,) if isinstance(names, str) else names:
+            top = name.split(".")[0]
+            if isinstance(getattr(self.body, top, None), nn.Module):
+                setattr(self.body, top, nn.Identity())
+
+    def last_stage(self) -> nn.Module:
+        """The module producing the final map (timm's last ``feature_info`` entry): Grad-CAM's
+        default target layer."""
+        return self.body.get_submodule(self.body.feature_info[-1]["module"])
 
     def forward(self, x: Tensor) -> Tensor:
         features = self.body.forward_features(x)

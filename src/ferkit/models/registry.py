@@ -42,6 +42,12 @@ class ModelEntry:
 
 _REGISTRY: dict[str, ModelEntry] = {}
 
+#: Builder arguments that only initialise weights from a file (``backbone_weights``).  They
+#: never travel in ``config.json``: a checkpoint already holds the result, and the file may
+#: not exist where the checkpoint is loaded.  :func:`create_model` hands them to the builder
+#: once and records where the weights came from in ``provenance``.
+INIT_ONLY_KWARGS = frozenset({"backbone_weights"})
+
 
 def register_model(
     name: str,
@@ -175,25 +181,32 @@ def create_model(
         except ValueError as exc:
             raise FerkitError(f"invalid preprocessing for {name}: {exc}") from exc
 
+    init_kwargs = {k: model_kwargs.pop(k) for k in INIT_ONLY_KWARGS & model_kwargs.keys()}
+    provenance = {k: _weights_source(v) for k, v in init_kwargs.items() if v is not None}
     model = build_from_config(
-        ModelConfig(architecture=name, label_names=labels, data=data, model_kwargs=model_kwargs)
+        ModelConfig(architecture=name, label_names=labels, data=data, model_kwargs=model_kwargs,
+                    provenance=provenance),
+        init_kwargs=init_kwargs,
     )
     return model
 
 
-def build_from_config(cfg: ModelConfig) -> nn.Module:
-    """Instantiate the architecture that ``cfg`` describes (random weights)."""
+def build_from_config(cfg: ModelConfig, *, init_kwargs: dict[str, Any] | None = None) -> nn.Module:
+    """Instantiate the architecture that ``cfg`` describes (random weights, or those that
+    ``init_kwargs`` such as ``backbone_weights`` load; see :data:`INIT_ONLY_KWARGS`)."""
     entry = get_model_entry(cfg.architecture)
     signature = inspect.signature(entry.builder)
     accepts_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
-    unknown = [k for k in cfg.model_kwargs if k not in signature.parameters and not accepts_any]
+    init_kwargs = dict(init_kwargs or {})
+    unknown = [k for k in [*cfg.model_kwargs, *init_kwargs]
+               if k not in signature.parameters and not accepts_any]
     if unknown:
         allowed = [p for p in signature.parameters if p not in ("num_classes", "in_chans")]
         raise FerkitError(
             f"{cfg.architecture} does not take {', '.join(unknown)}; "
             f"its options are: {', '.join(allowed) or 'none'}"
         )
-    kwargs = dict(cfg.model_kwargs)
+    kwargs = {**cfg.model_kwargs, **init_kwargs}
     if "input_size" in signature.parameters:
         kwargs.setdefault("input_size", cfg.data.input_size[1:])
     model = entry.builder(num_classes=cfg.num_classes, in_chans=cfg.data.in_chans, **kwargs)
@@ -205,3 +218,11 @@ def _fit_stats(values: Sequence[float], channels: int) -> tuple[float, ...]:
     if channels == 1:
         return (sum(values) / len(values),)
     return tuple(values[0] for _ in range(channels)) if len(values) == 1 else tuple(values)
+
+
+def _weights_source(value: Any) -> str:
+    """How provenance names an init-only weights argument: a file's name, never its
+    full local path; an in-memory state dict as such."""
+    if isinstance(value, (str, Path)):
+        return Path(value).name
+    return f"<in-memory {type(value).__name__}>"

@@ -1,0 +1,97 @@
+"""``ferkit data check``: what a dataset holds, and what is wrong with it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ferkit.errors import FerkitError
+
+
+def _parse_options(pairs: list[str]) -> dict[str, object]:
+    """``key=value`` strings → adapter options; values read as YAML scalars/lists."""
+    import yaml
+
+    options: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise FerkitError(f"--option expects key=value, got {pair!r}")
+        try:
+            options[key.strip().replace("-", "_")] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            options[key.strip().replace("-", "_")] = value
+    return options
+
+
+def register(app: typer.Typer) -> None:
+    data_app = typer.Typer(help="Inspect datasets (counts, duplicates, problems).",
+                           no_args_is_help=True)
+    app.add_typer(data_app, name="data")
+
+    @data_app.command("check")
+    def check(
+        path: Annotated[Path, typer.Argument(help="dataset file or folder")],
+        format: Annotated[str | None, typer.Option(
+            "--format", "-f",
+            help="dataset format: fer2013, ferplus, rafdb, affectnet, folder, list "
+                 "(default: detect from the path)")] = None,
+        split: Annotated[list[str] | None, typer.Option(
+            "--split", "-s", help="check only this split (repeatable)")] = None,
+        label_order: Annotated[str | None, typer.Option(
+            "--label-order",
+            help="meaning of numeric labels/folders: a known order (dacl, rafdb, "
+                 "rafdb_folders, fer2013, affectnet, ...) or comma-separated class names")] = None,
+        data_dir: Annotated[Path | None, typer.Option(
+            "--data-dir", help="label lists: folder the listed paths are relative to")] = None,
+        train_label: Annotated[Path | None, typer.Option(
+            "--train-label", help="label lists: the training list file")] = None,
+        val_label: Annotated[Path | None, typer.Option(
+            "--val-label", help="label lists: the validation list file")] = None,
+        option: Annotated[list[str] | None, typer.Option(
+            "--option", "-O",
+            help="adapter option key=value (repeatable), e.g. -O drop_train_duplicates=true, "
+                 "-O label_mode=soft, -O classes=7")] = None,
+        images: Annotated[bool, typer.Option(
+            "--images/--no-images", help="decode every image file to find unreadable ones")
+        ] = True,
+        output: Annotated[str, typer.Option(
+            "--output", "-o", help="human (table) or json")] = "human",
+    ) -> int:
+        """Print counts per split and class, duplicates across splits, and problems found.
+
+        Exit status: 0 when nothing is malformed, 1 when problems were found (unreadable
+        images, unknown labels, bad lines), 2 when the dataset cannot be opened at all.
+
+        Examples:
+
+          ferkit data check ../shared/data/fer2013/fer2013.csv.gz
+
+          ferkit data check data/raf-basic --format rafdb --output json
+
+          ferkit data check data/dacl --format folder --label-order dacl
+
+          ferkit data check data --train-label train.txt --val-label val.txt --label-order rafdb
+        """
+        from ferkit.data.check import check_dataset
+
+        if output not in ("human", "json"):
+            raise FerkitError(f"--output must be human or json, not {output!r}")
+        options = _parse_options(option or [])
+        if label_order is not None:
+            options["label_order"] = (label_order if "," not in label_order
+                                      else [n.strip() for n in label_order.split(",")])
+        list_form = {"data_dir": data_dir, "train_label": train_label, "val_label": val_label}
+        if any(v is not None for v in list_form.values()):
+            format = format or "list"
+            options.update({k: v for k, v in list_form.items() if v is not None})
+        report = check_dataset(path, format=format, splits=split or None,
+                               verify_images=images, **options)
+        if output == "json":
+            print(json.dumps(report.to_dict(), indent=2))
+        else:
+            print(report.format_human())
+        return 0 if report.ok else 1

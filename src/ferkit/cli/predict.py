@@ -1,0 +1,192 @@
+"""``ferkit predict PATH…``: faces and expressions in photos, folders and globs.
+
+Wraps :meth:`ferkit.Recognizer.iter_results` (plus :func:`ferkit.inference.files.find_images`
+and :func:`ferkit.inference.annotate.draw_results`).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+FORMATS = ("human", "json", "csv", "quiet")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def predict(
+        paths: Annotated[list[str], typer.Argument(
+            help="image files, folders (searched recursively) or glob patterns ('**/*.jpg')",
+            show_default=False)],
+        model: Annotated[str, typer.Option(
+            "--model", "-m", help="'default' (shipped model) or a checkpoint directory")
+        ] = "default",
+        detector: Annotated[str, typer.Option(
+            help="face detector: retinaface (default), yunet or haar")] = "retinaface",
+        top_k: Annotated[int, typer.Option(
+            "--top-k", "-k", min=1,
+            help="classes shown per face in the table (json/csv hold all)")
+        ] = 3,
+        format: Annotated[str, typer.Option(
+            "--format", "-f", help="human (table), json, csv, or quiet (file and label)")
+        ] = "human",
+        as_json: Annotated[bool, typer.Option("--json", help="same as --format json")] = False,
+        as_csv: Annotated[bool, typer.Option("--csv", help="same as --format csv")] = False,
+        annotate: Annotated[Path | None, typer.Option(
+            help="write a copy of each image with boxes and labels into this folder")] = None,
+        batch_size: Annotated[int, typer.Option(min=1, help="faces per model call")] = 16,
+        no_detect: Annotated[bool, typer.Option(
+            "--no-detect", help="each image is one already-cropped face")] = False,
+        device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, …")] = "cpu",
+        backend: Annotated[str, typer.Option(help="auto, torch or onnx")] = "auto",
+    ) -> None:
+        """Find every face in images and recognise its expression.
+
+        Prints one row per face (file, face number, box, label, probability, next classes).
+        Files that cannot be read are reported at the end on stderr; the exit status is 1
+        only when every input failed, else 0.
+
+        Examples:
+
+          ferkit predict photo.jpg
+
+          ferkit predict photos/ --model runs/dan/best --json > faces.json
+
+          ferkit predict 'shots/**/*.png' --csv --top-k 7 > faces.csv
+
+          ferkit predict crops/ --no-detect --annotate annotated/
+        """
+        from ferkit.errors import FerkitError
+
+        fmt = "json" if as_json else "csv" if as_csv else format
+        if as_json and as_csv:
+            raise FerkitError("choose one of --json and --csv")
+        if fmt not in FORMATS:
+            raise FerkitError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+        status = run_predict(paths, model=model, detector=detector, top_k=top_k, fmt=fmt,
+                             annotate=annotate, batch_size=batch_size, detect=not no_detect,
+                             device=device, backend=backend)
+        if status:
+            raise typer.Exit(status)
+
+
+def run_predict(paths: list[str], *, model: str = "default", detector: str = "retinaface",
+                top_k: int = 3, fmt: str = "human", annotate: Path | None = None,
+                batch_size: int = 16, detect: bool = True, device: str = "cpu",
+                backend: str = "auto", out=None, err=None) -> int:
+    """The body of ``ferkit predict``; returns the exit status (1 if every input failed)."""
+    from ferkit.errors import FerkitError
+    from ferkit.inference.files import find_images
+    from ferkit.inference.recognizer import Recognizer
+
+    out = out or sys.stdout
+    err = err or sys.stderr
+    files, failures = find_images(paths)
+    if not files:
+        details = "; ".join(message for _, message in failures) or "no paths given"
+        raise FerkitError(f"no images to read: {details}")
+    recognizer = Recognizer.from_pretrained(model, device=device, detector=detector,
+                                            backend=backend, batch_size=batch_size)
+    if annotate is not None:
+        annotate.mkdir(parents=True, exist_ok=True)
+    writer = _Writer(fmt, out, recognizer.label_names, top_k)
+    ok = faces = 0
+    names: set[str] = set()
+    for result in recognizer.iter_results(files, detect=detect, top_k=None):
+        if result.error is not None:
+            failures.append((result.source, result.error))
+        else:
+            ok += 1
+            faces += len(result.faces)
+            if annotate is not None:
+                _write_annotated(result, annotate, names)
+        writer.write(result)
+    writer.close()
+    if fmt == "human":
+        print(f"{ok} image{'s' * (ok != 1)}, {faces} face{'s' * (faces != 1)}"
+              + (f"; {len(failures)} failed" if failures else ""), file=err)
+    if failures:
+        print(f"failed ({len(failures)}):", file=err)
+        for _, message in failures:
+            print(f"  {message}", file=err)
+    return 1 if ok == 0 else 0
+
+
+class _Writer:
+    """Streams results in one output format."""
+
+    def __init__(self, fmt: str, out, label_names: tuple[str, ...], top_k: int) -> None:
+        self.fmt, self.out, self.labels, self.top_k = fmt, out, label_names, top_k
+        self.count = 0
+        if fmt == "csv":
+            self.csv = csv.writer(out, lineterminator="\n")
+            self.csv.writerow(["source", "face", "x1", "y1", "x2", "y2", "detector_score",
+                               "label", "score", *[f"p_{n}" for n in label_names], "error"])
+        elif fmt == "json":
+            out.write("[")
+        elif fmt == "human":
+            out.write(f"{'file':<32} {'face':>4}  {'box (x1,y1,x2,y2)':<21} "
+                      f"{'label':<9} {'score':>5}  next\n")
+
+    def write(self, result) -> None:
+        getattr(self, f"_{self.fmt}")(result)
+        self.count += 1
+
+    def _json(self, result) -> None:
+        self.out.write(("\n" if self.count == 0 else ",\n") + json.dumps(result.to_dict()))
+
+    def _csv(self, result) -> None:
+        if result.error is not None or not result.faces:
+            self.csv.writerow([result.source, "", "", "", "", "", "", "", "",
+                               *[""] * len(self.labels), result.error or ""])
+        for i, face in enumerate(result.faces, start=1):
+            self.csv.writerow([
+                result.source, i, *(f"{v:.1f}" for v in face.box),
+                "" if face.detector_score is None else f"{face.detector_score:.4f}",
+                face.label, f"{face.score:.6f}",
+                *(f"{face.probs[n]:.6f}" for n in self.labels), ""])
+
+    def _quiet(self, result) -> None:
+        for i, face in enumerate(result.faces, start=1):
+            self.out.write(f"{result.source}\t{i}\t{face.label}\n")
+
+    def _human(self, result) -> None:
+        name = _shorten(result.source, 32)
+        if result.error is not None:
+            self.out.write(f"{name:<32} {'-':>4}  error (see below)\n")
+        elif not result.faces:
+            self.out.write(f"{name:<32} {'-':>4}  no face found\n")
+        for i, face in enumerate(result.faces, start=1):
+            box = ",".join(f"{v:.0f}" for v in face.box)
+            ranked = sorted(face.probs.items(), key=lambda kv: -kv[1])[1:self.top_k]
+            rest = ", ".join(f"{n} {p:.2f}" for n, p in ranked)
+            self.out.write(f"{name:<32} {i:>4}  {box:<21} {face.label:<9} {face.score:5.2f}  "
+                           f"{rest}\n")
+
+    def close(self) -> None:
+        if self.fmt == "json":
+            self.out.write("\n]\n" if self.count else "]\n")
+        self.out.flush()
+
+
+def _shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else "…" + text[-(width - 1):]
+
+
+def _write_annotated(result, folder: Path, taken: set[str]) -> None:
+    from ferkit.inference.annotate import draw_results
+    from ferkit.inference.io import load_image
+
+    source = Path(result.source)
+    suffix = ".png" if source.suffix.lower() == ".png" else ".jpg"
+    name, n = source.stem + suffix, 1
+    while name in taken:  # same file name from different folders
+        name, n = f"{source.stem}-{n}{suffix}", n + 1
+    taken.add(name)
+    # One label line per face: crowded photos stay readable.
+    draw_results(load_image(source), result, top_k=1).save(folder / name, quality=90)

@@ -1,0 +1,381 @@
+"""FER2013 (Goodfellow et al., ICML 2013 challenge) read from its Kaggle CSV files.
+
+Three CSV layouts are read as they are, plain or gzipped:
+
+* ``fer2013.csv``: ``emotion,pixels,Usage`` (35,887 rows; the original release);
+* ``icml_face_data.csv``: ``emotion, Usage, pixels`` (same rows; header with leading spaces);
+* ``train.csv``: ``emotion,pixels`` (the 28,709 Training rows only, no ``Usage``).
+
+``emotion`` is in FER2013's native order (0 angry, 1 disgust, 2 fear, 3 happy, 4 sad,
+5 surprise, 6 neutral) and becomes a canonical index; ``pixels`` is 2,304 space-separated
+grey levels (48x48).  Splits: ``train`` = Training, ``val`` = PublicTest, ``test`` =
+PrivateTest (the native names are accepted too); ``all`` gives every row.
+
+Parsing is vectorised over the raw bytes (no per-pixel Python), and a parsed file is kept
+in memory for the next split; :func:`fer2013_to_npz` writes a compact uint8 cache that
+:func:`open_fer2013` reads in well under a second.
+
+Example:
+    >>> ds = open_fer2013("fer2013.csv.gz", split="test")          # doctest: +SKIP
+    >>> len(ds), ds.load_image(0).size                               # doctest: +SKIP
+    (3589, (48, 48))
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from collections import Counter
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ferkit.data.base import ArrayFERDataset, Problems
+from ferkit.errors import DataError
+from ferkit.labels import canonical_mapping
+
+IMAGE_SIZE = 48
+PIXELS = IMAGE_SIZE * IMAGE_SIZE
+#: Native ``Usage`` values, in the order used for the ``usage`` codes in the npz cache.
+USAGES: tuple[str, ...] = ("Training", "PublicTest", "PrivateTest")
+SPLIT_TO_USAGE: dict[str, str] = {"train": "Training", "val": "PublicTest",
+                                  "test": "PrivateTest"}
+
+
+@dataclass(frozen=True)
+class Fer2013Table:
+    """Every row of a FER2013 file: ``images`` (N,48,48) uint8, native ``emotion`` (N,)
+    int64 (-1 where a row was unusable), ``usage`` (N,) codes into :data:`USAGES`
+    (-1 for files without a Usage column), the file's ``lines`` (1-based) and problems."""
+
+    source: str
+    images: np.ndarray
+    emotion: np.ndarray
+    usage: np.ndarray
+    lines: np.ndarray
+    problems: tuple[str, ...]
+    has_usage: bool
+
+
+def _read_bytes(path: Path) -> bytes:
+    if not path.is_file():
+        raise DataError(f"FER2013 file {path} does not exist; expected fer2013.csv, "
+                        "icml_face_data.csv or train.csv (optionally .gz), or a .npz cache")
+    try:
+        raw = path.read_bytes()
+        return gzip.decompress(raw) if path.suffix == ".gz" else raw
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise DataError(f"cannot read {path}: {exc}") from None
+
+
+def _columns(header: bytes, path: Path) -> dict[str, int]:
+    names = [c.strip().strip('"').strip().lower() for c in header.decode("utf-8-sig").split(",")]
+    if "emotion" not in names or "pixels" not in names:
+        raise DataError(
+            f"{path} line 1: header {header.decode(errors='replace').strip()!r} lacks the "
+            "columns 'emotion' and 'pixels'; expected 'emotion,pixels,Usage' (fer2013.csv), "
+            "'emotion, Usage, pixels' (icml_face_data.csv) or 'emotion,pixels' (train.csv). "
+            "Kaggle's test.csv has no labels and cannot be used"
+        )
+    return {name: i for i, name in enumerate(names)}
+
+
+def _parse_pixels(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+                  chunk_rows: int = 2048) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Decimal numbers in ``buf[starts[i]:ends[i]]`` for each row i, vectorised.
+
+    Returns ``(values, counts, too_long)``: the numbers of all rows concatenated (int16),
+    how many each row had (so rows with a wrong pixel count can be named), and which rows
+    hold a number of 4+ digits.  Works on chunks of rows with elementwise array operations
+    only: a value is read at the last digit of each number as d0 + 10*d1 + 100*d2.
+    """
+    values: list[np.ndarray] = []
+    counts = np.zeros(len(starts), np.int64)
+    too_long = np.zeros(len(starts), bool)
+    for first in range(0, len(starts), chunk_rows):
+        last = min(first + chunk_rows, len(starts))
+        lo, hi = int(starts[first]), int(ends[last - 1])
+        seg = buf[lo:hi]
+        mark = np.zeros(len(seg) + 1, np.int8)
+        mark[starts[first:last] - lo] += 1
+        mark[ends[first:last] - lo] -= 1
+        digit = seg - np.uint8(48)  # wraps below '0', so "< 10" tests for a digit
+        is_digit = (digit < 10) & np.cumsum(mark[:-1], dtype=np.int8).astype(bool)
+        d = digit.astype(np.int16) * is_digit
+        value = d.copy()
+        value[1:] += 10 * d[:-1]
+        value[2:] += 100 * d[:-2] * is_digit[1:-1]
+        is_end = is_digit.copy()
+        is_end[:-1] &= ~is_digit[1:]
+        ends_at = np.flatnonzero(is_end)
+        values.append(value[ends_at])
+        row_edges = np.searchsorted(ends_at, np.concatenate((starts[first:last], ends[last - 1:
+                                                                                    last])) - lo)
+        counts[first:last] = np.diff(row_edges)
+        four = is_digit[3:] & is_digit[2:-1] & is_digit[1:-2] & is_digit[:-3]
+        if four.any():
+            rows = np.searchsorted(starts[first:last] - lo, np.flatnonzero(four), side="right")
+            too_long[first + rows - 1] = True
+    return np.concatenate(values), counts, too_long
+
+
+def _parse_csv(path: Path) -> Fer2013Table:
+    raw = _read_bytes(path)
+    if not raw.endswith(b"\n"):
+        raw += b"\n"
+    buf = np.frombuffer(raw, np.uint8)
+    newlines = np.flatnonzero(buf == 10)
+    line_starts = np.concatenate(([0], newlines[:-1] + 1))
+    columns = _columns(raw[: newlines[0]], path)
+    n_columns = max(columns.values()) + 1
+    body_starts, body_ends = line_starts[1:], newlines[1:]
+    keep = body_ends - body_starts > 1  # skip blank lines ("\n" or "\r\n")
+    body_starts, body_ends = body_starts[keep], body_ends[keep]
+    line_numbers = np.flatnonzero(keep) + 2
+    if len(body_starts) == 0:
+        raise DataError(f"{path} has a header but no rows")
+
+    commas = np.flatnonzero(buf == 44)
+    first_comma = np.searchsorted(commas, body_starts)
+    comma_count = np.searchsorted(commas, body_ends) - first_comma
+    problems: list[str] = []
+    good = comma_count == n_columns - 1
+    for line in line_numbers[~good][:20]:
+        problems.append(f"{path} line {line}: expected {n_columns} comma-separated columns "
+                        f"({', '.join(columns)})")
+    n = len(body_starts)
+    # Field boundaries: field k of row i spans (comma k-1)+1 .. comma k.
+    bounds = np.empty((n, n_columns + 1), np.int64)
+    bounds[:, 0] = body_starts - 1
+    bounds[:, n_columns] = body_ends
+    safe = np.where(good, first_comma, 0)
+    for k in range(1, n_columns):
+        bounds[:, k] = commas[np.minimum(safe + k - 1, len(commas) - 1)]
+    bounds[~good] = np.arange(n_columns + 1)[None, :] + body_starts[~good, None]
+
+    def field(k: int) -> tuple[np.ndarray, np.ndarray]:
+        return bounds[:, k] + 1, bounds[:, k + 1]
+
+    values, counts, too_long = _parse_pixels(buf, *field(columns["pixels"]))
+    offsets = np.concatenate(([0], np.cumsum(counts)))
+    images = np.zeros((n, PIXELS), np.uint8)
+    ok = good & (counts == PIXELS)
+    for i in np.flatnonzero(good & ~ok)[:20]:
+        problems.append(f"{path} line {line_numbers[i]}: 'pixels' has {counts[i]} numbers; "
+                        f"expected {PIXELS} space-separated grey levels (48x48)")
+    nonempty = np.flatnonzero(counts > 0)
+    row_max = np.zeros(n, np.int32)
+    if len(nonempty):
+        row_max[nonempty] = np.maximum.reduceat(values, offsets[nonempty])
+    too_big = ok & ((row_max > 255) | too_long)
+    for i in np.flatnonzero(too_big)[:20]:
+        problems.append(f"{path} line {line_numbers[i]}: a pixel value exceeds 255")
+    ok &= ~too_big
+    if ok.all():
+        images = values.reshape(n, PIXELS).astype(np.uint8)
+    else:
+        for i in np.flatnonzero(ok):
+            images[i] = values[offsets[i]:offsets[i + 1]]
+    del values
+
+    emotion = np.full(n, -1, np.int64)
+    usage = np.full(n, -1, np.int8)
+    e_start, e_end = field(columns["emotion"])
+    has_usage = "usage" in columns
+    u_start, u_end = field(columns["usage"]) if has_usage else (e_start, e_start)
+    usage_code = {name.lower(): code for code, name in enumerate(USAGES)}
+    for i in np.flatnonzero(ok):
+        text = raw[e_start[i]:e_end[i]].strip().strip(b'"')
+        if not text.isdigit() or int(text) > 6:
+            shown = text.decode(errors="replace")
+            problems.append(f"{path} line {line_numbers[i]}: emotion {shown!r} is not a "
+                            "FER2013 label; expected 0..6 (angry, disgust, fear, "
+                            "happy, sad, surprise, neutral)")
+            continue
+        if has_usage:
+            name = raw[u_start[i]:u_end[i]].strip().strip(b'"').decode(errors="replace")
+            code = usage_code.get(name.lower())
+            if code is None:
+                problems.append(f"{path} line {line_numbers[i]}: Usage {name!r} is not one of "
+                                f"{', '.join(USAGES)}")
+                continue
+            usage[i] = code
+        emotion[i] = int(text)
+    # More than 20 problems of one kind: say how many without flooding the report.
+    bad_rows = int((emotion < 0).sum())
+    if bad_rows > len(problems):
+        problems.append(f"{path}: {bad_rows} unusable rows in all")
+    return Fer2013Table(str(path), images.reshape(n, IMAGE_SIZE, IMAGE_SIZE), emotion, usage,
+                        line_numbers, tuple(problems), has_usage)
+
+
+def _read_npz(path: Path) -> Fer2013Table:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            images, emotion, usage = data["images"], data["emotion"], data["usage"]
+            lines = data["lines"] if "lines" in data else np.arange(len(images)) + 2
+            has_usage = bool(data["has_usage"]) if "has_usage" in data else True
+    except KeyError as exc:
+        raise DataError(f"{path} is not a ferkit FER2013 cache: missing array {exc}; "
+                        "write it with ferkit.data.fer2013.fer2013_to_npz") from None
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read {path}: {exc}") from None
+    if images.dtype != np.uint8 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
+        raise DataError(f"{path}: 'images' must be (N, 48, 48) uint8, got {images.shape} "
+                        f"{images.dtype}")
+    return Fer2013Table(str(path), images, emotion.astype(np.int64), usage.astype(np.int8),
+                        lines, (), has_usage)
+
+
+@lru_cache(maxsize=2)
+def _load_cached(path: str, mtime: float, size: int) -> Fer2013Table:
+    del mtime, size  # part of the cache key only: a rewritten file is parsed again
+    p = Path(path)
+    return _read_npz(p) if p.suffix == ".npz" else _parse_csv(p)
+
+
+def load_fer2013_table(path: str | Path) -> Fer2013Table:
+    """Parse (or fetch from the in-memory cache) every row of a FER2013 CSV or npz cache."""
+    p = Path(path)
+    if not p.is_file():
+        _read_bytes(p)  # raises the DataError that explains the expected files
+    stat = p.stat()
+    return _load_cached(str(p.resolve()), stat.st_mtime, stat.st_size)
+
+
+def fer2013_to_npz(csv: str | Path, out: str | Path) -> Path:
+    """Write FER2013 as a compact uint8 cache (about 80 MB, loads in well under a second).
+
+    The cache keeps every row in file order (so FER+ labels still align with it), the native
+    emotion and the Usage code; open it with :func:`open_fer2013` or ``open_dataset``.
+
+    Example:
+        >>> fer2013_to_npz("fer2013.csv.gz", "fer2013.npz")         # doctest: +SKIP
+        PosixPath('fer2013.npz')
+    """
+    table = load_fer2013_table(csv)
+    if table.problems:
+        raise DataError(f"{csv} has malformed rows; fix them before caching: {table.problems[0]}")
+    out = Path(out)
+    if out.suffix != ".npz":
+        out = out.with_suffix(".npz")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(out, images=table.images, emotion=table.emotion.astype(np.int8),
+             usage=table.usage, lines=table.lines.astype(np.int32),
+             has_usage=np.array(table.has_usage), usage_names=np.array(USAGES))
+    return out
+
+
+def resolve_split(split: str, *, has_usage: bool, source: str) -> str | None:
+    """The native Usage name of ``split`` (``None`` = every row)."""
+    key = split.strip()
+    if key.lower() == "all":
+        return None
+    usage = SPLIT_TO_USAGE.get(key.lower()) or next(
+        (u for u in USAGES if u.lower() == key.lower()), None)
+    if usage is None:
+        raise DataError(f"unknown FER2013 split {split!r}; expected train, val, test (or "
+                        "Training, PublicTest, PrivateTest, all)")
+    if not has_usage:
+        if usage == "Training":
+            return None
+        raise DataError(f"{source} has no Usage column (Kaggle's train.csv holds Training "
+                        f"rows only), so it has no {split!r} split; use fer2013.csv or "
+                        "icml_face_data.csv for PublicTest/PrivateTest")
+    return usage
+
+
+def fer2013_splits(source: str | Path) -> tuple[str, ...]:
+    """Splits available in ``source``."""
+    table = load_fer2013_table(source)
+    return ("train", "val", "test") if table.has_usage else ("train",)
+
+
+class FER2013(ArrayFERDataset):
+    """One split of FER2013 (see the module docstring); built by :func:`open_fer2013`."""
+
+    name = "FER2013"
+
+
+def pixel_digests(images: np.ndarray) -> list[bytes]:
+    """One digest per image of its exact pixels (for duplicate detection)."""
+    flat = images.reshape(len(images), -1)
+    return [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in flat]
+
+
+def open_fer2013(
+    source: str | Path,
+    *,
+    split: str = "train",
+    drop_train_duplicates: bool = False,
+    strict: bool = True,
+    transform: Any = None,
+) -> FER2013:
+    """Open one split of a FER2013 CSV (``.csv``/``.csv.gz``) or its ``.npz`` cache.
+
+    Args:
+        source: ``fer2013.csv[.gz]``, ``icml_face_data.csv[.gz]``, ``train.csv[.gz]`` or a
+            cache written by :func:`fer2013_to_npz`.
+        split: ``train``/``val``/``test`` (= Training/PublicTest/PrivateTest) or ``all``.
+        drop_train_duplicates: leave out val/test images whose exact pixels also occur in
+            Training (for de-duplicated test accuracy); counted in ``dataset.dropped``.
+        strict: raise :class:`DataError` at the first malformed row; with ``False`` such rows
+            are skipped and listed in ``dataset.problems``.
+        transform: applied to each PIL image in ``__getitem__``.
+    """
+    table = load_fer2013_table(source)
+    problems = Problems(strict)
+    for message in table.problems:
+        problems.add(message)
+    usage = resolve_split(split, has_usage=table.has_usage, source=table.source)
+    valid = table.emotion >= 0
+    select = valid if usage is None else valid & (table.usage == USAGES.index(usage))
+    dropped: Counter[str] = Counter()
+    if drop_train_duplicates and usage not in (None, "Training"):
+        train_rows = np.flatnonzero(valid & (table.usage == 0))
+        in_train = set(pixel_digests(table.images[train_rows]))
+        rows = np.flatnonzero(select)
+        dup = np.array([d in in_train for d in pixel_digests(table.images[rows])], bool)
+        select[rows[dup]] = False
+        dropped["same pixels in Training"] = int(dup.sum())
+    rows = np.flatnonzero(select)
+    if len(rows) == 0:
+        raise DataError(f"{table.source}: split {split!r} is empty")
+    mapping = canonical_mapping("fer2013")
+    lookup = np.array([mapping[i] for i in range(7)], np.int64)
+    sources = [f"{table.source} line {line}" for line in table.lines[rows]]
+    dataset = FER2013(table.images[rows], lookup[table.emotion[rows]], split=split,
+                      sources=sources, transform=transform, dropped=dict(dropped),
+                      problems=problems.messages)
+    #: Row index in the file (0-based, header excluded): aligns with FER+'s fer2013new.csv.
+    dataset.rows = rows
+    dataset.native_split = usage or ("Training" if not table.has_usage else "all")
+    return dataset
+
+
+def is_fer2013_file(path: Path) -> bool:
+    """Whether ``path`` looks like a FER2013 CSV or cache (for format auto-detection)."""
+    name = path.name.lower()
+    if name.endswith(".npz"):
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return "images" in data and "emotion" in data
+        except (OSError, ValueError):
+            return False
+    if not (name.endswith(".csv") or name.endswith(".csv.gz")):
+        return False
+    header = _first_line(path).lower()
+    names = [c.strip().strip('"') for c in header.split(",")]
+    return "emotion" in names and "pixels" in names
+
+
+def _first_line(path: Path) -> str:
+    try:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rt", encoding="utf-8-sig", errors="replace") as f:
+            return f.readline()
+    except (OSError, EOFError):
+        return ""

@@ -1,0 +1,112 @@
+"""DAN's two auxiliary losses (Wen et al. 2023, github.com/yaoing/DAN).
+
+The reference trains with ``CrossEntropy(logits) + AffinityLoss(feature_map) +
+PartitionLoss(heads)``, all weighted 1, the centres optimised together with the model.
+
+* :class:`AffinityLoss` pulls each sample's pooled backbone feature towards its class
+  centre, scaled by the spread of the centres (maximising inter-class margins).
+* :class:`PartitionLoss` pushes the heads apart (maximises their variance) so each attends
+  to a different face region.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from ferkit.errors import InputError
+from ferkit.losses._utils import check_labels, pooled_features
+from ferkit.models.output import FEROutput
+
+
+class AffinityLoss(nn.Module):
+    """DAN's affinity loss: distance to the class centre over the centres' total variance.
+
+    For pooled features ``x_i`` (``(B, D)``; a ``(B, D, H, W)`` map is averaged over space,
+    as the reference does with the map it receives), labels ``y_i`` and learnable centres
+    ``c`` (``(num_classes, D)``, initialised from N(0, 1) as the reference)::
+
+        loss = mean_i  clamp(||x_i - c_{y_i}||^2 / sum_d var_k(c_{k,d}), 1e-12, 1e12)
+
+    ``var_k`` is the unbiased variance over the classes.  The denominator carries gradient
+    too, so the loss also spreads the centres apart.
+
+    Differences from the reference (``rafdb.py``):
+        * **one centre per class.** The reference builds 8 centres by default and keeps 8
+          when training the 7 RAF-DB classes; the unused 8th centre still enters the variance
+          in the denominator.  Here ``num_classes`` must equal the model's classes.
+        * the reference clamps the whole masked ``(B, num_classes)`` distance matrix, so each
+          of the ``num_classes - 1`` zero entries per sample adds 1e-12; here only the own
+          class's distance is clamped (a difference below 1e-11).
+
+    Args:
+        num_classes: number of classes (= centres).
+        feat_dim: feature size (512 for ResNet-18 DAN, 768 for ConvNeXt-Tiny).
+
+    Example:
+        >>> loss = AffinityLoss(num_classes=7, feat_dim=512)
+        >>> value = loss(torch.randn(4, 512, 7, 7), torch.tensor([0, 1, 2, 6]))
+    """
+
+    def __init__(self, num_classes: int = 7, feat_dim: int = 512) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.feat_dim = feat_dim
+        self.centers = nn.Parameter(torch.randn(num_classes, feat_dim))
+
+    def forward(self, features: Tensor, labels: Tensor) -> Tensor:
+        x = pooled_features(features)
+        if x.shape[1] != self.feat_dim:
+            raise InputError(f"AffinityLoss: features have {x.shape[1]} dims, the centres "
+                             f"{self.feat_dim}")
+        check_labels(labels, x.shape[0], self.num_classes, "AffinityLoss")
+        distance = (x - self.centers[labels]).pow(2).sum(dim=1)
+        spread = self.centers.var(dim=0).sum()
+        return (distance / spread).clamp(min=1e-12, max=1e12).mean()
+
+    def from_output(self, output: FEROutput, labels: Tensor) -> Tensor:
+        """The loss on ``output.embedding`` (DAN: the pooled backbone map)."""
+        return self(output.embedding, labels)
+
+
+class PartitionLoss(nn.Module):
+    """DAN's partition loss: ``log(1 + N / (mean variance across heads + eps))``.
+
+    ``heads`` is ``(B, N, C)``, the N heads' outputs.  Like the reference, the loss works on
+    the heads after the fusion's log-softmax across heads: it is applied here, and since
+    log-softmax is idempotent, passing heads that are already log-softmaxed (the reference's
+    model output) gives the same value.  Then::
+
+        v = mean over (b, c) of var_n(h[b, n, c])       (unbiased variance across heads)
+        loss = log(1 + N / (v + eps))
+
+    **The mean sits inside the log**: variances are averaged over batch and channels first
+    and the log taken once, exactly as the reference; ``eps`` (absent in the reference)
+    keeps identical heads (v = 0, e.g. a fresh model whose heads are all equal) finite.
+    With one head there is nothing to partition and the loss is 0.
+
+    Example:
+        >>> PartitionLoss()(torch.randn(2, 4, 512)).item() > 0
+        True
+    """
+
+    def __init__(self, eps: float = 1e-8) -> None:
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, heads: Tensor) -> Tensor:
+        if heads.ndim != 3:
+            raise InputError(f"PartitionLoss: heads must be (B, N, C), got {tuple(heads.shape)}")
+        num_head = heads.shape[1]
+        if num_head < 2:
+            return heads.new_zeros(())
+        variance = F.log_softmax(heads, dim=1).var(dim=1).mean()
+        return torch.log1p(num_head / (variance + self.eps))
+
+    def from_output(self, output: FEROutput) -> Tensor:
+        """The loss on ``output.attention["heads"]``."""
+        if "heads" not in output.attention:
+            raise InputError("PartitionLoss needs a model with attention heads "
+                             "(output.attention['heads'], e.g. dan)")
+        return self(output.attention["heads"])
