@@ -149,6 +149,7 @@ class LossComposition(nn.Module):
         self.label_smoothing = 0.0
         self.aux = nn.ModuleDict()
         self._inputs: dict[str, Callable] = {}
+        self._from_output: dict[str, bool] = {}  # name -> from_output takes labels
         self.param_settings: dict[str, dict[str, Any]] = {}
         for spec in specs:
             if spec.name in self.names:
@@ -167,6 +168,9 @@ class LossComposition(nn.Module):
                                            feat_dim=feat_dim)
             self.aux[spec.name] = module
             self._inputs[spec.name] = entry.inputs
+            if callable(getattr(module, "from_output", None)):
+                params = inspect.signature(module.from_output).parameters
+                self._from_output[spec.name] = len(params) >= 2
             if spec.optimizer is not None:
                 self.param_settings[spec.name] = dict(spec.optimizer)
 
@@ -176,9 +180,12 @@ class LossComposition(nn.Module):
         for name, weight in zip(self.names, self.weights, strict=True):
             if name == "cross_entropy":
                 value = soft_cross_entropy(out.logits.float(), target, self.label_smoothing)
-            elif hasattr(self.aux[name], "from_output"):
+            elif name in self._from_output:
                 # ferkit.losses classes know which FEROutput fields they read.
-                value = self.aux[name].from_output(out, hard_target)
+                needs_labels = self._from_output[name]
+                module = self.aux[name]
+                value = (module.from_output(out, hard_target) if needs_labels
+                         else module.from_output(out))
             else:
                 args = self._inputs[name](out, hard_target)
                 value = self.aux[name](*[a.float() if a.is_floating_point() else a
