@@ -196,3 +196,11 @@ def test_model_with_class_subset_trains_on_mapped_labels(tmp_path):
     report = evaluate(model, FakeFER(70, image_size=32, seed=3))
     assert report.num_samples + report.excluded == 70
     assert report.excluded > 30
+
+
+@pytest.mark.slow
+def test_ddp_on_two_cpu_processes(tmp_path):
+    """Multi-process DDP needs nothing ferkit-specific: only trainer.devices/strategy."""
+    result = train(tiny_recipe(epochs=2, accelerator="cpu", devices=2, strategy="ddp_spawn"),
+                   out_dir=tmp_path / "run")
+    assert read_config(result.best_dir).metrics["val_acc"] >= 0.6

@@ -148,7 +148,6 @@ class LossComposition(nn.Module):
         self.weights: list[float] = []
         self.label_smoothing = 0.0
         self.aux = nn.ModuleDict()
-        self._inputs: dict[str, Callable] = {}
         self._from_output: dict[str, bool] = {}  # name -> from_output takes labels
         self.param_settings: dict[str, dict[str, Any]] = {}
         for spec in specs:
@@ -164,10 +163,9 @@ class LossComposition(nn.Module):
                     )
                 self.label_smoothing = float(spec.kwargs.get("label_smoothing", 0.0))
                 continue
-            module, entry = build_aux_loss(spec.name, spec.kwargs, num_classes=num_classes,
-                                           feat_dim=feat_dim)
+            module, _ = build_aux_loss(spec.name, spec.kwargs, num_classes=num_classes,
+                                       feat_dim=feat_dim)
             self.aux[spec.name] = module
-            self._inputs[spec.name] = entry.inputs
             if callable(getattr(module, "from_output", None)):
                 params = inspect.signature(module.from_output).parameters
                 self._from_output[spec.name] = len(params) >= 2
@@ -187,7 +185,8 @@ class LossComposition(nn.Module):
                 value = (module.from_output(out, hard_target) if needs_labels
                          else module.from_output(out))
             else:
-                args = self._inputs[name](out, hard_target)
+                # Looked up by name (not stored): the module stays picklable for ddp_spawn.
+                args = _AUX_LOSSES[name].inputs(out, hard_target)
                 value = self.aux[name](*[a.float() if a.is_floating_point() else a
                                          for a in args])
                 if not torch.is_tensor(value):
