@@ -4,9 +4,9 @@ For each model, both loops train the same freshly seeded model on the same in-me
 (SGD, cross-entropy) for ``--warmup`` + ``--steps`` steps; only the last ``--steps`` are
 timed.  The two alternate for ``--reps`` repetitions and the median is reported, so drift in
 machine load hits both alike.  Peak memory is the peak resident-set growth during the timed
-run on CPU (sampled every 5 ms) and ``torch.cuda.max_memory_allocated`` on a GPU.  A third
-column times the data pipeline alone (FakeFER images decoded and augmented by the model's
-``train_transform``, through a DataLoader) to show it is not the bottleneck.
+run on CPU (sampled every 5 ms, after ``malloc_trim``) and ``torch.cuda.max_memory_allocated``
+on a GPU.  A third column times the data pipeline alone (FakeFER images decoded and
+augmented by the model's ``train_transform``, through a DataLoader): it must outrun training.
 
     python benchmarks/train_throughput.py --threads 2 --batch-size 16 --size 64
 """
@@ -14,6 +14,9 @@ column times the data pipeline alone (FakeFER images decoded and augmented by th
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
+import gc
 import os
 import statistics
 import sys
@@ -41,6 +44,11 @@ class PeakRSS:
     """Peak resident memory growth (MiB) while the block runs (CPU)."""
 
     def __enter__(self):
+        # Hand freed heap back to the OS first, so growth is this run's, not reuse of an
+        # earlier run's free blocks.
+        gc.collect()
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
         self.base = self.peak = _rss()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
