@@ -108,3 +108,17 @@ def test_train_cli_smoke_and_errors(tmp_path, capsys):
     assert main(["train", "--recipe", "fer2013_resnet18", "--print-recipe",
                  "--set", "trainer.epochs=1"]) == 0
     assert "epochs: 1" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_evaluate_cli_on_fer2013_private_test(tiny_checkpoint, tmp_path):
+    from conftest import shared_path
+
+    csv = shared_path("fer2013", "fer2013.csv.gz")
+    out = tmp_path / "r.json"
+    assert main(["evaluate", str(tiny_checkpoint), "--data", str(csv), "--split", "test",
+                 "--batch-size", "256", "--json", str(out), "--format", "quiet"]) == 0
+    report = json.loads(out.read_text())
+    assert report["num_samples"] == 3589  # PrivateTest
+    assert report["per_class"]["happy"]["support"] == 879
