@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test test-slow lint bench clean
+.PHONY: setup setup-browser test test-slow lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -16,8 +16,18 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# Headless Chromium for tests/test_web_page.py (Debian/Ubuntu, as root). Playwright drives
+# this system browser; it never downloads one. Without it the browser tests skip.
+# `make test` calls it: as root it installs the browser; otherwise it says why the browser
+# tests will skip and goes on.
+setup-browser:
+	@if command -v chromium >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium chromium-driver; \
+	else echo "note: chromium not installed (needs root); the web-page browser tests will skip"; fi
+
 # The CI suite: everything but tests marked slow.
-test: $(STAMP)
+test: $(STAMP) setup-browser
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 	$(BIN)/ruff check src tests benchmarks
 

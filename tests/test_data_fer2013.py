@@ -88,6 +88,7 @@ def test_npz_cache_round_trip(tmp_path):
     ("9," + pixels(1) + ",Training", "line 3: emotion '9' is not a FER2013 label"),
     ("1," + " ".join(["1"] * 2000) + ",Training", "line 3: 'pixels' has 2000 numbers"),
     ("1," + pixels(300) + ",Training", "line 3: a pixel value exceeds 255"),
+    ("1," + pixels(1).replace("1", "-1", 1) + ",Training", "line 3: 'pixels' holds characters"),
     ("1," + pixels(1) + ",Holdout", "line 3: Usage 'Holdout' is not one of"),
     ("1," + pixels(1), "line 3: expected 3 comma-separated columns"),
 ])

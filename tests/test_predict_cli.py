@@ -95,6 +95,7 @@ def test_human_table_and_detection_on_a_photo(capsys, tiny_checkpoint, recognize
         assert len(line.split(",")) == 4  # box commas + exactly one "next" class
     assert "no face found" in lines[3]
     assert "2 images, 2 faces" in err
+    assert "no face found in 1 image; if they are already face crops, add --no-detect" in err
 
 
 def test_quiet_lists_labels(capsys, photo_dir, tiny_checkpoint, recognizer):

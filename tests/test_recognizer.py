@@ -72,6 +72,25 @@ def test_batched_equals_one_by_one(recognizer):
     assert len({round(p, 6) for p in first}) == 5
 
 
+def test_generators_are_consumed_in_chunks(recognizer):
+    images = [_patterned(30, 30, s) for s in range(6)]
+    pulled = []
+
+    def frames():
+        for i, img in enumerate(images):
+            pulled.append(i)
+            yield img
+
+    stream = recognizer.iter_results(frames(), detect=False, batch_size=4)
+    first = next(stream)
+    assert pulled == [0, 1, 2, 3]  # one chunk read, not the whole stream
+    rest = list(stream)
+    as_list = recognizer(images, detect=False)
+    assert len(rest) == 5 and pulled == list(range(6))
+    assert [r.faces[0].probs for r in [first, *rest]] == [r.faces[0].probs for r in as_list]
+    assert len(recognizer(img for img in images[:2])) == 2  # __call__ takes generators too
+
+
 def test_batched_detection_across_photos_matches_single_calls(recognizer):
     paths = [shared_path(*DLIB, n) for n in ("2009_004587.jpg", "2008_001322.jpg",
                                               "2008_002506.jpg")]

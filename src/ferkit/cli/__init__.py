@@ -36,6 +36,8 @@ _COMMAND_MODULES = (
     "ferkit.cli.info",
     "ferkit.cli.data",
     "ferkit.cli.predict",
+    "ferkit.cli.explain",
+    "ferkit.cli.serve",
     "ferkit.cli.train",
     "ferkit.cli.evaluate",
 )

@@ -95,7 +95,7 @@ def run_predict(paths: list[str], *, model: str = "default", detector: str = "re
     if annotate is not None:
         annotate.mkdir(parents=True, exist_ok=True)
     writer = _Writer(fmt, out, recognizer.label_names, top_k)
-    ok = faces = 0
+    ok = faces = faceless = 0
     names: set[str] = set()
     for result in recognizer.iter_results(files, detect=detect, top_k=None):
         if result.error is not None:
@@ -103,6 +103,7 @@ def run_predict(paths: list[str], *, model: str = "default", detector: str = "re
         else:
             ok += 1
             faces += len(result.faces)
+            faceless += not result.faces
             if annotate is not None:
                 _write_annotated(result, annotate, names)
         writer.write(result)
@@ -110,6 +111,9 @@ def run_predict(paths: list[str], *, model: str = "default", detector: str = "re
     if fmt == "human":
         print(f"{ok} image{'s' * (ok != 1)}, {faces} face{'s' * (faces != 1)}"
               + (f"; {len(failures)} failed" if failures else ""), file=err)
+        if faceless and detect:
+            print(f"no face found in {faceless} image{'s' * (faceless != 1)}; if they are "
+                  "already face crops, add --no-detect", file=err)
     if failures:
         print(f"failed ({len(failures)}):", file=err)
         for _, message in failures:

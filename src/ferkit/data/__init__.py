@@ -6,6 +6,8 @@ Example:
 """
 
 from ferkit.data.base import ArrayFERDataset, DatasetSummary, FERDataset, ImageFileDataset
+from ferkit.data.check import DataReport, check_dataset
+from ferkit.data.fer2013 import fer2013_to_npz
 from ferkit.data.registry import FORMATS, dataset_splits, detect_format, open_dataset
 from ferkit.data.sampler import ClassBalancedSampler
 from ferkit.data.synthetic import FakeFER
@@ -16,13 +18,16 @@ __all__ = [
     "ArrayFERDataset",
     "AugmentConfig",
     "ClassBalancedSampler",
+    "DataReport",
     "DatasetSummary",
     "FERDataset",
     "FakeFER",
     "ImageFileDataset",
+    "check_dataset",
     "dataset_splits",
     "detect_format",
     "eval_transform",
+    "fer2013_to_npz",
     "open_dataset",
     "train_transform",
 ]

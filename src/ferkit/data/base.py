@@ -171,7 +171,7 @@ class ArrayFERDataset(FERDataset):
 
     def load_image(self, index: int) -> Image.Image:
         pixels = self.images[index]
-        return Image.fromarray(pixels, mode="L" if pixels.ndim == 2 else "RGB")
+        return Image.fromarray(pixels)  # (H, W) uint8 → "L", (H, W, 3) → "RGB"
 
     def describe(self, index: int) -> str:
         if self._sources is not None:

@@ -121,6 +121,8 @@ def check_dataset(
     fmt = get_format(format if format is not None else detect_format(path))
     if not path.exists():
         raise DataError(f"dataset path {path} does not exist")
+    options.pop("strict", None)  # check always opens leniently, to list every problem
+    fmt.check_options(options)
     split_names = list(splits) if splits else list(fmt.splits(path, **options))
     if not split_names:
         raise DataError(f"{path}: no splits found for format {fmt.name!r}")

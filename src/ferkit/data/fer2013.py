@@ -25,9 +25,8 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -84,26 +83,39 @@ def _columns(header: bytes, path: Path) -> dict[str, int]:
 
 
 def _parse_pixels(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray,
-                  chunk_rows: int = 2048) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  chunk_rows: int = 2048
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Decimal numbers in ``buf[starts[i]:ends[i]]`` for each row i, vectorised.
 
-    Returns ``(values, counts, too_long)``: the numbers of all rows concatenated (int16),
-    how many each row had (so rows with a wrong pixel count can be named), and which rows
-    hold a number of 4+ digits.  Works on chunks of rows with elementwise array operations
+    Returns ``(values, counts, too_long, bad_char)``: the numbers of all rows concatenated
+    (int16), how many each row had (so rows with a wrong pixel count can be named), which
+    rows hold a number of 4+ digits, and which hold characters other than digits/spaces.
+
+    Works on chunks of rows with elementwise array operations
     only: a value is read at the last digit of each number as d0 + 10*d1 + 100*d2.
     """
     values: list[np.ndarray] = []
     counts = np.zeros(len(starts), np.int64)
     too_long = np.zeros(len(starts), bool)
+    bad_char = np.zeros(len(starts), bool)
     for first in range(0, len(starts), chunk_rows):
         last = min(first + chunk_rows, len(starts))
         lo, hi = int(starts[first]), int(ends[last - 1])
         seg = buf[lo:hi]
-        mark = np.zeros(len(seg) + 1, np.int8)
-        mark[starts[first:last] - lo] += 1
-        mark[ends[first:last] - lo] -= 1
         digit = seg - np.uint8(48)  # wraps below '0', so "< 10" tests for a digit
-        is_digit = (digit < 10) & np.cumsum(mark[:-1], dtype=np.int8).astype(bool)
+        is_digit = digit < 10
+        # Anything but digits, spaces, quotes and CR inside a pixel field ("-3", "1.5").
+        odd = ~is_digit & (seg != 32) & (seg != 34) & (seg != 13)
+        # Blank out the short stretches between one row's pixels and the next's (the other
+        # columns, e.g. the emotion digit), so only pixel numbers remain.
+        gap_start = ends[first:last - 1] - lo
+        gap_len = starts[first + 1:last] - lo - gap_start
+        if len(gap_len):
+            offsets = np.arange(int(gap_len.max()))
+            inside = offsets[None, :] < gap_len[:, None]
+            gaps = (gap_start[:, None] + offsets[None, :])[inside]
+            is_digit[gaps] = False
+            odd[gaps] = False
         d = digit.astype(np.int16) * is_digit
         value = d.copy()
         value[1:] += 10 * d[:-1]
@@ -116,10 +128,12 @@ def _parse_pixels(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray,
                                                                                     last])) - lo)
         counts[first:last] = np.diff(row_edges)
         four = is_digit[3:] & is_digit[2:-1] & is_digit[1:-2] & is_digit[:-3]
-        if four.any():
-            rows = np.searchsorted(starts[first:last] - lo, np.flatnonzero(four), side="right")
-            too_long[first + rows - 1] = True
-    return np.concatenate(values), counts, too_long
+        for bad, mark in ((four, too_long), (odd, bad_char)):
+            if bad.any():
+                rows = np.searchsorted(starts[first:last] - lo, np.flatnonzero(bad),
+                                       side="right")
+                mark[first + rows - 1] = True
+    return np.concatenate(values), counts, too_long, bad_char
 
 
 def _parse_csv(path: Path) -> Fer2013Table:
@@ -159,11 +173,14 @@ def _parse_csv(path: Path) -> Fer2013Table:
     def field(k: int) -> tuple[np.ndarray, np.ndarray]:
         return bounds[:, k] + 1, bounds[:, k + 1]
 
-    values, counts, too_long = _parse_pixels(buf, *field(columns["pixels"]))
+    values, counts, too_long, bad_char = _parse_pixels(buf, *field(columns["pixels"]))
     offsets = np.concatenate(([0], np.cumsum(counts)))
     images = np.zeros((n, PIXELS), np.uint8)
-    ok = good & (counts == PIXELS)
-    for i in np.flatnonzero(good & ~ok)[:20]:
+    for i in np.flatnonzero(good & bad_char)[:20]:
+        problems.append(f"{path} line {line_numbers[i]}: 'pixels' holds characters other than "
+                        "digits and spaces; expected integers 0..255 separated by spaces")
+    ok = good & ~bad_char & (counts == PIXELS)
+    for i in np.flatnonzero(good & ~bad_char & ~ok)[:20]:
         problems.append(f"{path} line {line_numbers[i]}: 'pixels' has {counts[i]} numbers; "
                         f"expected {PIXELS} space-separated grey levels (48x48)")
     nonempty = np.flatnonzero(counts > 0)
@@ -230,11 +247,10 @@ def _read_npz(path: Path) -> Fer2013Table:
                         lines, (), has_usage)
 
 
-@lru_cache(maxsize=2)
-def _load_cached(path: str, mtime: float, size: int) -> Fer2013Table:
-    del mtime, size  # part of the cache key only: a rewritten file is parsed again
-    p = Path(path)
-    return _read_npz(p) if p.suffix == ".npz" else _parse_csv(p)
+# Parsed tables by (path, mtime, size), least recently used first.  Bounded by bytes, not
+# entries, so a few tiny files opened in between do not evict the 83 MB FER2013 table.
+_CACHE: OrderedDict[tuple[str, float, int], Fer2013Table] = OrderedDict()
+_CACHE_BYTES = 400_000_000
 
 
 def load_fer2013_table(path: str | Path) -> Fer2013Table:
@@ -243,7 +259,20 @@ def load_fer2013_table(path: str | Path) -> Fer2013Table:
     if not p.is_file():
         _read_bytes(p)  # raises the DataError that explains the expected files
     stat = p.stat()
-    return _load_cached(str(p.resolve()), stat.st_mtime, stat.st_size)
+    key = (str(p.resolve()), stat.st_mtime, stat.st_size)
+    if key in _CACHE:
+        _CACHE.move_to_end(key)
+        return _CACHE[key]
+    table = _read_npz(p) if p.suffix == ".npz" else _parse_csv(p)
+    _CACHE[key] = table
+    while len(_CACHE) > 1 and sum(t.images.nbytes for t in _CACHE.values()) > _CACHE_BYTES:
+        _CACHE.popitem(last=False)
+    return table
+
+
+def clear_table_cache() -> None:
+    """Forget every parsed FER2013 table (frees memory; the next open parses again)."""
+    _CACHE.clear()
 
 
 def fer2013_to_npz(csv: str | Path, out: str | Path) -> Path:

@@ -156,7 +156,9 @@ def folder_splits(source: str | Path) -> tuple[str, ...]:
     root = Path(source)
     if _is_class_root(root):
         return ("all",)
-    return tuple(name for name, path in _split_dirs(root).items() if _is_class_root(path))
+    found = [name for name, path in _split_dirs(root).items() if _is_class_root(path)]
+    order = list(SPLIT_ALIASES)  # train, val, test first, then other folders by name
+    return tuple(sorted(found, key=lambda s: (order.index(s) if s in order else len(order), s)))
 
 
 def is_folder(path: Path) -> bool:

@@ -37,10 +37,13 @@ class DatasetFormat:
     def _attr(self, name: str) -> Callable[..., Any]:
         return getattr(importlib.import_module(f"ferkit.data.{self.module}"), name)
 
+    def check_options(self, options: dict[str, Any]) -> None:
+        """Raise :class:`DataError` naming the valid options if one is unknown."""
+        _check_options(self.name, self._attr(self.opener), options)
+
     def open(self, source: Path, *, split: str, **options: Any) -> FERDataset:
-        opener = self._attr(self.opener)
-        _check_options(self.name, opener, options)
-        return opener(source, split=split, **options)
+        self.check_options(options)
+        return self._attr(self.opener)(source, split=split, **options)
 
     def splits(self, source: Path, **options: Any) -> tuple[str, ...]:
         lister = self._attr(self.lister)
@@ -54,8 +57,14 @@ class DatasetFormat:
 # Detection runs in this order; the first match wins (specific layouts before generic ones).
 FORMATS: dict[str, DatasetFormat] = {
     f.name: f for f in (
+        DatasetFormat("ferplus", "ferplus", "open_ferplus", "ferplus_splits", "is_ferplus",
+                      "FER+ fer2013new.csv vote labels over FER2013 pixels"),
         DatasetFormat("fer2013", "fer2013", "open_fer2013", "fer2013_splits", "is_fer2013_file",
                       "FER2013 CSV (fer2013.csv, icml_face_data.csv, train.csv; .gz) or .npz"),
+        DatasetFormat("rafdb", "rafdb", "open_rafdb", "rafdb_splits", "is_rafdb",
+                      "RAF-DB basic: EmoLabel/list_patition_label.txt + Image/aligned"),
+        DatasetFormat("affectnet", "affectnet", "open_affectnet", "affectnet_splits",
+                      "is_affectnet", "AffectNet: CSV lists, *_exp.npy release, class folders"),
         DatasetFormat("list", "label_list", "open_label_list", "label_list_splits",
                       "is_label_list", "data folder + train.txt/val.txt 'path label' lines"),
         DatasetFormat("folder", "folder", "open_folder", "folder_splits", "is_folder",

@@ -81,7 +81,7 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 
     Example:
         >>> src = np.array([[0, 0], [1, 0], [0, 1]], float)
-        >>> similarity_transform(src, 2 * src + 5).round(6).tolist()
+        >>> (similarity_transform(src, 2 * src + 5).round(6) + 0.0).tolist()
         [[2.0, 0.0, 5.0], [0.0, 2.0, 5.0]]
     """
     src = np.asarray(src, dtype=np.float64)
@@ -130,7 +130,7 @@ def align_face(image_rgb: np.ndarray, face: Detection, data: DataConfig) -> Alig
         >>> img = np.zeros((100, 100, 3), np.uint8)
         >>> face = align_face(img, Detection((20, 20, 60, 60), 0.99), DataConfig(
         ...     input_size=(3, 64, 64), alignment="box", face_margin=0.0))
-        >>> face.crop.shape, face.matrix[0, 0]
+        >>> face.crop.shape, float(face.matrix[0, 0])
         ((64, 64, 3), 1.6)
     """
     matrix = crop_matrix(face, data)

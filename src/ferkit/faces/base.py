@@ -102,6 +102,9 @@ def create_detector(name: str | FaceDetector = "retinaface", **options) -> FaceD
     if not isinstance(name, str):
         if not isinstance(name, FaceDetector):
             raise FerkitError(f"detector must be a name or have .detect(image), got {name!r}")
+        if options:
+            raise FerkitError(f"detector options {sorted(options)} only apply to a detector "
+                              "given by name; configure the detector object itself")
         return name
     _import_backends()
     entry = _DETECTORS.get(name)

@@ -21,7 +21,9 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import itertools
+import types
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -131,7 +133,8 @@ class Recognizer:
         """Recognise the expressions of every face in one image or a list of images.
 
         Args:
-            images: a path, bytes, PIL image or numpy array, or a list of them.
+            images: a path, bytes, PIL image or numpy array, or a list (tuple, generator)
+                of them.
             color: channel order of numpy inputs, ``"rgb"`` or ``"bgr"``.
             boxes: known faces instead of running the detector: for one image a list of
                 ``(x1, y1, x2, y2)``; for a list of images, one such list (or ``None`` to
@@ -145,7 +148,7 @@ class Recognizer:
             that cannot be read gets ``error`` set and the others go on; a single unreadable
             image raises :class:`~ferkit.errors.InputError`.
         """
-        if isinstance(images, (list, tuple)):
+        if isinstance(images, (list, tuple, types.GeneratorType)):
             return list(self.iter_results(images, color=color, boxes=boxes, detect=detect,
                                           top_k=top_k, batch_size=batch_size))
         if boxes is not None:
@@ -154,31 +157,37 @@ class Recognizer:
                                         top_k=top_k, batch_size=batch_size, raise_errors=True))
         return result
 
-    def iter_results(self, images: Sequence[ImageSource], *, color: str = "rgb",
+    def iter_results(self, images: Iterable[ImageSource], *, color: str = "rgb",
                      boxes: Sequence[Sequence[BoxLike] | None] | None = None,
                      detect: bool = True, top_k: int | None = None,
                      batch_size: int | None = None, raise_errors: bool = False,
                      sources: Sequence[str] | None = None) -> Iterator[ImageResult]:
-        """Like :meth:`__call__` on a list, yielding results in input order as they are ready
-        (images are processed ``batch_size`` at a time, so memory stays bounded).
+        """Like :meth:`__call__` on a list, yielding results in input order as they are ready.
 
-        ``sources`` names the images in results (default: path or type description).
+        ``images`` may be any iterable (a generator of video frames, a long list of paths):
+        it is consumed ``batch_size`` images at a time, so memory stays bounded.
+        ``boxes`` and ``sources`` (names used in results; default: path or type description),
+        when given, are indexed by position in ``images``.
         """
         batch_size = batch_size or self.batch_size
         if batch_size < 1:
             raise FerkitError(f"batch_size must be at least 1, got {batch_size}")
         if top_k is not None and top_k < 1:
             raise FerkitError(f"top_k must be at least 1, got {top_k}")
-        if boxes is not None and len(boxes) != len(images):
+        if boxes is not None and hasattr(images, "__len__") and len(boxes) != len(images):
             raise FerkitError(f"boxes has {len(boxes)} entries for {len(images)} images; give "
                               "one list of boxes (or None) per image")
-        for start in range(0, len(images), batch_size):
-            chunk = range(start, min(start + batch_size, len(images)))
+        iterator = iter(images)
+        start = 0
+        while chunk := list(itertools.islice(iterator, batch_size)):
             prepared: list[tuple[str, int, int, list[AlignedFace]] | ImageResult] = []
-            for i in chunk:
-                name = sources[i] if sources is not None else describe_source(images[i])
+            for i, source in enumerate(chunk, start=start):
+                name = sources[i] if sources is not None else describe_source(source)
                 try:
-                    image = load_image(images[i], color=color, name=name)
+                    if boxes is not None and i >= len(boxes):
+                        raise FerkitError(f"boxes has {len(boxes)} entries but there are more "
+                                          "images; give one list of boxes (or None) per image")
+                    image = load_image(source, color=color, name=name)
                     faces = self.detect_and_align(
                         image, boxes=None if boxes is None else boxes[i], detect=detect)
                 except InputError as exc:
@@ -188,6 +197,7 @@ class Recognizer:
                                                 error=str(exc)))
                     continue
                 prepared.append((name, image.shape[1], image.shape[0], faces))
+            start += len(chunk)
             crops = [f.crop for item in prepared if not isinstance(item, ImageResult)
                      for f in item[3]]
             probs = self.classify_crops(crops, batch_size=batch_size)

@@ -56,6 +56,10 @@ class BaselineClassifier(nn.Module):
         return FEROutput(logits=self.fc(self.dropout(embedding)), embedding=embedding,
                          feature_map=feature_map)
 
+    def default_cam_layer(self) -> nn.Module:
+        """Grad-CAM's default layer: the backbone, whose output is the final feature map."""
+        return self.backbone
+
     def reset_classifier(self, num_classes: int) -> None:
         self.num_classes = num_classes
         self.fc = nn.Linear(self.num_features, num_classes)

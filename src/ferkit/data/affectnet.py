@@ -1,0 +1,246 @@
+"""AffectNet (Mollahosseini et al. 2017) in its three common layouts.
+
+* **CSV release**: ``Manually_Annotated_file_lists/training.csv`` and ``validation.csv`` with
+  columns ``subDirectory_filePath,face_x,face_y,face_width,face_height,facial_landmarks,
+  expression,valence,arousal``; images under ``Manually_Annotated_Images/`` (or
+  ``images=``).  Each image is cropped to its face box (``crop=True``).
+* **npy release**: ``train_set/images/<id>.jpg`` with ``train_set/annotations/<id>_exp.npy``
+  (the expression as a one-element array), and ``val_set/…`` likewise.
+* **class folders**: ``root/<split>/<class>/…`` with numeric folders in AffectNet's order
+  or class names (read by :func:`ferkit.data.folder.open_folder`).
+
+Labels (``NATIVE_ORDERS["affectnet"]``): 0 neutral, 1 happy, 2 sad, 3 surprise, 4 fear,
+5 disgust, 6 anger, 7 contempt, 8 none, 9 uncertain, 10 no-face.  ``classes=8`` keeps 0..7,
+``classes=7`` also drops contempt; dropped samples are counted in ``dataset.dropped``.
+Splits: ``train`` and ``val`` (the test set was never released; papers report on val).
+
+Example:
+    >>> ds = open_affectnet("data/AffectNet", split="val", classes=7)    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ferkit.data.base import ImageFileDataset, Problems
+from ferkit.data.folder import LabelResolver, folder_splits, open_folder
+from ferkit.errors import DataError, FerkitError
+from ferkit.labels import CANONICAL
+
+CSV_FILES = {"train": "training.csv", "val": "validation.csv"}
+NPY_DIRS = {"train": "train_set", "val": "val_set"}
+CSV_COLUMNS = ("subdirectory_filepath", "face_x", "face_y", "face_width", "face_height",
+               "expression")
+IMAGE_DIRS = ("Manually_Annotated_Images", "Manually_Annotated/Manually_Annotated_Images",
+              "Manually_Annotated_compressed/Manually_Annotated_Images", "images")
+
+
+class AffectNet(ImageFileDataset):
+    """One split of AffectNet; built by :func:`open_affectnet`."""
+
+    name = "AffectNet"
+
+
+def _layout(source: Path) -> str:
+    if source.is_file():
+        return "csv"
+    if (source / "Manually_Annotated_file_lists").is_dir() or any(
+            (source / f).is_file() for f in CSV_FILES.values()):
+        return "csv"
+    if any((source / d / "annotations").is_dir() for d in NPY_DIRS.values()):
+        return "npy"
+    if source.is_dir() and folder_splits(source):
+        return "folders"
+    return ""
+
+
+def is_affectnet(path: Path) -> bool:
+    if path.is_file():
+        if path.suffix.lower() != ".csv":
+            return False
+        try:
+            with path.open(encoding="utf-8-sig", errors="replace") as f:
+                return f.readline().lower().startswith("subdirectory_filepath")
+        except OSError:
+            return False
+    return _layout(path) in ("csv", "npy")
+
+
+def affectnet_splits(source: str | Path) -> tuple[str, ...]:
+    source = Path(source)
+    layout = _layout(source)
+    if layout == "folders":
+        return folder_splits(source)
+    if source.is_file():
+        return ("val",) if "valid" in source.name.lower() else ("train",)
+    return tuple(NPY_DIRS) if layout == "npy" else tuple(
+        s for s in CSV_FILES if _csv_file(source, s).is_file())
+
+
+def _csv_file(root: Path, split: str) -> Path:
+    for folder in (root / "Manually_Annotated_file_lists", root):
+        if (folder / CSV_FILES[split]).is_file():
+            return folder / CSV_FILES[split]
+    return root / "Manually_Annotated_file_lists" / CSV_FILES[split]
+
+
+def _image_root(csv_path: Path, images: str | Path | None) -> Path:
+    if images is not None:
+        if not Path(images).is_dir():
+            raise DataError(f"AffectNet image folder {images} does not exist")
+        return Path(images)
+    for base in (csv_path.parent, csv_path.parent.parent):
+        for name in IMAGE_DIRS:
+            if (base / name).is_dir():
+                return base / name
+    raise DataError(f"cannot find AffectNet's images for {csv_path}: looked for "
+                    f"{', '.join(IMAGE_DIRS)} beside it; pass images=FOLDER")
+
+
+def _read_csv(csv_path: Path, image_root: Path, resolver: LabelResolver, problems: Problems,
+              crop: bool) -> tuple[list[Path], list[int], list[list[float]], Counter[str]]:
+    paths: list[Path] = []
+    targets: list[int] = []
+    boxes: list[list[float]] = []
+    dropped: Counter[str] = Counter()
+    try:
+        with csv_path.open(newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f)
+            header = [c.strip().lower() for c in next(reader, [])]
+            missing = [c for c in CSV_COLUMNS if c not in header]
+            if missing:
+                raise DataError(f"{csv_path} line 1: missing column(s) {', '.join(missing)}; "
+                                "expected AffectNet's subDirectory_filePath,face_x,face_y,"
+                                "face_width,face_height,facial_landmarks,expression,valence,"
+                                "arousal")
+            col = {name: header.index(name) for name in CSV_COLUMNS}
+            for number, row in enumerate(reader, start=2):
+                if not row:
+                    continue
+                where = f"{csv_path} line {number}"
+                try:
+                    rel = row[col["subdirectory_filepath"]].strip()
+                    token = row[col["expression"]].strip()
+                    box = [float(row[col[k]]) for k in ("face_x", "face_y", "face_width",
+                                                         "face_height")]
+                except (IndexError, ValueError) as exc:
+                    problems.add(f"{where}: {exc}; expected a path, a face box of 4 numbers "
+                                 "and an expression 0..10")
+                    continue
+                try:
+                    index, reason = resolver.resolve(token)
+                except FerkitError as exc:
+                    problems.add(f"{where}: {exc}")
+                    continue
+                if index is None:
+                    dropped[str(reason)] += 1
+                    continue
+                if crop and (box[2] <= 0 or box[3] <= 0):
+                    problems.add(f"{where}: face box {box} has no area")
+                    continue
+                path = image_root / rel
+                if not path.is_file():
+                    problems.add(f"{where}: image {path} does not exist")
+                    continue
+                paths.append(path)
+                targets.append(index)
+                boxes.append(box)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read {csv_path}: {exc}") from None
+    return paths, targets, boxes, dropped
+
+
+def _read_npy(split_dir: Path, resolver: LabelResolver, problems: Problems
+              ) -> tuple[list[Path], list[int], Counter[str]]:
+    paths: list[Path] = []
+    targets: list[int] = []
+    dropped: Counter[str] = Counter()
+    for annotation in sorted((split_dir / "annotations").glob("*_exp.npy")):
+        sample = annotation.name[: -len("_exp.npy")]
+        try:
+            token = str(np.load(annotation, allow_pickle=False).reshape(-1)[0])
+        except (OSError, ValueError, IndexError) as exc:
+            problems.add(f"{annotation}: cannot read the expression ({exc}); expected a "
+                         "one-element array holding 0..10")
+            continue
+        try:
+            index, reason = resolver.resolve(token)
+        except FerkitError as exc:
+            problems.add(f"{annotation}: {exc}")
+            continue
+        if index is None:
+            dropped[str(reason)] += 1
+            continue
+        path = next((p for p in (split_dir / "images" / f"{sample}{ext}"
+                                 for ext in (".jpg", ".png", ".jpeg")) if p.is_file()), None)
+        if path is None:
+            problems.add(f"{annotation}: image {split_dir / 'images' / sample}.jpg does not "
+                         "exist")
+            continue
+        paths.append(path)
+        targets.append(index)
+    return paths, targets, dropped
+
+
+def open_affectnet(
+    source: str | Path,
+    *,
+    split: str = "train",
+    classes: int = 7,
+    layout: str | None = None,
+    images: str | Path | None = None,
+    crop: bool = True,
+    strict: bool = True,
+    transform: Any = None,
+) -> ImageFileDataset:
+    """Open one split of AffectNet (see the module docstring for the layouts).
+
+    Args:
+        source: dataset root, or one of the CSV lists.
+        classes: 7 (basic expressions) or 8 (with contempt).
+        layout: ``"csv"``, ``"npy"`` or ``"folders"`` (default: detected).
+        images: image folder for the CSV release (default: searched beside the lists).
+        crop: crop CSV images to their face box.
+        strict: raise at the first bad entry; ``False`` lists them in ``problems``.
+    """
+    source = Path(source)
+    if classes not in (7, 8):
+        raise DataError(f"classes must be 7 or 8 for AffectNet, not {classes!r}")
+    layout = layout or _layout(source)
+    keep = CANONICAL[:classes]
+    if layout == "folders":
+        dataset = open_folder(source, split=split, label_order="affectnet", classes=keep,
+                              strict=strict, transform=transform)
+        dataset.name = "AffectNet"
+        return dataset
+    if layout not in ("csv", "npy"):
+        raise DataError(f"{source} is not an AffectNet layout: expected "
+                        "Manually_Annotated_file_lists/{training,validation}.csv, "
+                        "train_set/annotations/*_exp.npy, or root/<split>/<class>/ folders")
+    if not source.is_file() and split not in CSV_FILES:
+        raise DataError(f"AffectNet has splits train and val, not {split!r} (its test set "
+                        "was never released; papers report on val)")
+    resolver = LabelResolver("affectnet", keep)
+    problems = Problems(strict)
+    boxes = None
+    if layout == "csv":
+        csv_path = source if source.is_file() else _csv_file(source, split)
+        if not csv_path.is_file():
+            raise DataError(f"AffectNet list {csv_path} does not exist")
+        paths, targets, box_list, dropped = _read_csv(
+            csv_path, _image_root(csv_path, images), resolver, problems, crop)
+        boxes = np.array(box_list, np.float64).reshape(-1, 4) if crop else None
+    else:
+        split_dir = source / NPY_DIRS[split]
+        if not (split_dir / "annotations").is_dir():
+            raise DataError(f"AffectNet folder {split_dir / 'annotations'} does not exist")
+        paths, targets, dropped = _read_npy(split_dir, resolver, problems)
+    if not paths:
+        raise DataError(f"AffectNet {split} at {source} has no usable images")
+    return AffectNet(paths, targets, split=split, boxes=boxes, transform=transform,
+                     dropped=dict(dropped), problems=problems.messages)

@@ -1,0 +1,204 @@
+"""Grad-CAM and Grad-CAM++ for any ferkit model, on the well-kept ``grad-cam`` package.
+
+Why the library and not our own: pytorch-grad-cam (``pip install grad-cam``, MIT) is the
+reference implementation most FER papers cite, and it fits ferkit's models with one
+10-line adapter: it expects ``model(x)`` to return a logits tensor, ferkit models return
+:class:`~ferkit.models.output.FEROutput`, so :class:`LogitsOnly` returns ``.logits`` and
+keeps the whole output (probabilities, attention) from the same forward pass.  Its
+targets are plain callables, like ours.  Two of its habits are kept out: its ``__exit__``
+swallows ``IndexError`` (we never use its context manager and release its hooks
+ourselves), and a target layer that never ran or received no gradient crashes deep inside
+it (we check first and raise a :class:`~ferkit.errors.FerkitError`).
+
+Example:
+    >>> import torch, ferkit
+    >>> from ferkit.explain import GradCAM
+    >>> model = ferkit.create_model("baseline_test").eval()
+    >>> with GradCAM(model) as cam:
+    ...     result = cam(torch.randn(2, 3, 32, 32), target="happy")
+    >>> result.maps["gradcam"].shape, result.target_index
+    ((2, 32, 32), [1, 1])
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ferkit.errors import FerkitError
+from ferkit.explain.base import BatchExplanation, Explainer, target_indices
+from ferkit.models.output import FEROutput
+
+
+class LogitsOnly(nn.Module):
+    """Adapter for libraries that expect ``model(x) -> logits``; keeps the last FEROutput."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.last_output: FEROutput | None = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.model(x)
+        if isinstance(out, Tensor):
+            out = FEROutput(logits=out)
+        if not isinstance(out, FEROutput):
+            raise FerkitError(f"{type(self.model).__name__}.forward returned "
+                              f"{type(out).__name__}, expected FEROutput or a logits tensor")
+        self.last_output = out
+        return out.logits
+
+
+def default_target_layer(model: nn.Module) -> nn.Module:
+    """``model.default_cam_layer()`` when the architecture declares one, else its last Conv2d."""
+    declared = getattr(model, "default_cam_layer", None)
+    if callable(declared):
+        layer = declared()
+        if not isinstance(layer, nn.Module):
+            raise FerkitError(f"{type(model).__name__}.default_cam_layer() returned "
+                              f"{type(layer).__name__}, not an nn.Module")
+        return layer
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    if not convs:
+        raise FerkitError(f"{type(model).__name__} has no Conv2d layer for Grad-CAM; pass "
+                          "target_layer= (a module or its dotted name)")
+    return convs[-1]
+
+
+def resolve_layer(model: nn.Module, layer: nn.Module | str | None) -> nn.Module:
+    """A module, a dotted module name (``"backbone.body.layer4"``) or ``None`` (default)."""
+    if layer is None:
+        return default_target_layer(model)
+    if isinstance(layer, nn.Module):
+        return layer
+    names = dict(model.named_modules())
+    if layer not in names:
+        close = difflib.get_close_matches(layer, list(names), n=4, cutoff=0.4)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise FerkitError(f"{type(model).__name__} has no layer {layer!r}{hint}")
+    return names[layer]
+
+
+@cache
+def _library_cams() -> dict[str, type]:
+    """The grad-cam classes we expose, each with a check that the layer ran and got
+    gradients before the library's own code would fail with an opaque error."""
+    try:
+        import pytorch_grad_cam as pgc
+    except ImportError as exc:
+        raise FerkitError("Grad-CAM needs the grad-cam package: pip install 'ferkit[explain]'"
+                          ) from exc
+
+    class _Checked:
+        def compute_cam_per_layer(self, input_tensor: Tensor, targets: Any,
+                                  eigen_smooth: bool) -> Any:
+            grads = self.activations_and_grads
+            if not grads.activations:
+                raise FerkitError("the Grad-CAM target layer did not run in the forward "
+                                  "pass; choose a layer the model uses (target_layer=)")
+            if self.uses_gradients and not grads.gradients:
+                raise FerkitError("no gradient reached the Grad-CAM target layer; choose a "
+                                  "layer between the input and the logits (target_layer=)")
+            return super().compute_cam_per_layer(input_tensor, targets, eigen_smooth)
+
+    return {
+        name: type(f"Checked{cls.__name__}", (_Checked, cls), {})
+        for name, cls in {
+            "gradcam": pgc.GradCAM,
+            "gradcam++": pgc.GradCAMPlusPlus,
+            "hirescam": pgc.HiResCAM,
+            "xgradcam": pgc.XGradCAM,
+            "layercam": pgc.LayerCAM,
+            "eigencam": pgc.EigenCAM,
+        }.items()
+    }
+
+
+class CAMExplainer(Explainer):
+    """Class-activation maps on one layer (default: :func:`default_target_layer`).
+
+    Args:
+        model: a ferkit model (forward returns FEROutput).
+        target_layer: the layer whose activations are weighted: a module, a dotted name,
+            or ``None`` for the architecture's default.
+        reshape_transform: turns a token output ``(B, T, C)`` into ``(B, C, H, W)``
+            (pytorch-grad-cam's ViT/Swin helpers fit here).
+    """
+
+    method = "gradcam"
+
+    def __init__(self, model: nn.Module, target_layer: nn.Module | str | None = None, *,
+                 reshape_transform: Callable[[Tensor], Tensor] | None = None) -> None:
+        super().__init__(model)
+        self.target_layer = resolve_layer(model, target_layer)
+        self._was_training = model.training
+        self._wrapper = LogitsOnly(model)
+        cam_class = _library_cams()[self.method]
+        self._cam = cam_class(self._wrapper, [self.target_layer],
+                              reshape_transform=reshape_transform)
+
+    def close(self) -> None:
+        self._cam.activations_and_grads.release()
+        self.model.train(self._was_training)
+
+    def explain_batch(self, x: Tensor, targets: list[Callable[[Tensor], Tensor]]
+                      ) -> BatchExplanation:
+        device = next(self.model.parameters()).device
+        # A leaf input that needs grad: gradients reach the layer even if weights are frozen.
+        x = x.detach().to(device).float().requires_grad_(True)
+        try:
+            with torch.enable_grad():
+                cams = self._cam(input_tensor=x, targets=targets)
+        finally:
+            self._cam.activations_and_grads.clear()
+        output = self._wrapper.last_output
+        self._wrapper.last_output = None
+        logits = output.logits.detach().float().cpu()
+        cams = np.asarray(cams, dtype=np.float32)
+        if not np.isfinite(cams).all():
+            raise FerkitError("Grad-CAM produced non-finite values; the model's output or "
+                              "gradients contain NaN/inf")
+        return BatchExplanation(
+            method=self.method,
+            label_names=self.label_names,
+            probs=torch.softmax(logits, -1).numpy(),
+            target_index=target_indices(targets, logits),
+            maps={self.method: np.clip(cams, 0.0, 1.0)},
+        )
+
+
+class GradCAM(CAMExplainer):
+    """Grad-CAM (Selvaraju et al., ICCV 2017): channels weighted by mean gradient."""
+
+    method = "gradcam"
+
+
+class GradCAMPlusPlus(CAMExplainer):
+    """Grad-CAM++ (Chattopadhyay et al., WACV 2018): higher-order gradient weights, better
+    for several instances of the evidence (DAN's paper uses it)."""
+
+    method = "gradcam++"
+
+
+class HiResCAM(CAMExplainer):
+    method = "hirescam"
+
+
+class XGradCAM(CAMExplainer):
+    method = "xgradcam"
+
+
+class LayerCAM(CAMExplainer):
+    method = "layercam"
+
+
+class EigenCAM(CAMExplainer):
+    """Gradient-free: first principal component of the layer's activations (class-agnostic)."""
+
+    method = "eigencam"
