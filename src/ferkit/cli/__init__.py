@@ -40,6 +40,8 @@ _COMMAND_MODULES = (
     "ferkit.cli.predict",
     "ferkit.cli.explain",
     "ferkit.cli.serve",
+    "ferkit.cli.train",
+    "ferkit.cli.evaluate",
 )
 
 for _module in _COMMAND_MODULES:

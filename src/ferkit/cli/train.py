@@ -1,0 +1,70 @@
+"""``ferkit train``: run a recipe with Lightning (wraps :func:`ferkit.training.train`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def train(
+        recipe: Annotated[str | None, typer.Option(
+            "--recipe", "-r", help="shipped recipe name (see --list) or a .yaml file")] = None,
+        set_: Annotated[list[str] | None, typer.Option(
+            "--set", "-s", help="override a recipe key: trainer.epochs=5 (repeatable)")] = None,
+        data: Annotated[str | None, typer.Option(
+            "--data", "-d", help="dataset path (same as --set data.source=PATH)")] = None,
+        out: Annotated[Path | None, typer.Option(
+            "--out", "-o", help="run directory (default runs/<recipe name>)")] = None,
+        resume: Annotated[bool, typer.Option(
+            "--resume", help="continue the run in --out from its last epoch checkpoint")] = False,
+        print_recipe: Annotated[bool, typer.Option(
+            "--print-recipe", help="print the resolved recipe and exit")] = False,
+        list_: Annotated[bool, typer.Option(
+            "--list", help="list shipped recipes and exit")] = False,
+    ) -> None:
+        """Train a model from a recipe; writes best/ and last/ checkpoints into the run dir.
+
+        Examples:
+
+          ferkit train --list
+
+          ferkit train --recipe fer2013_resnet18 --data fer2013.csv.gz --out runs/fer
+
+          ferkit train -r dan_rafdb -d RAF-DB/basic --set trainer.devices=2
+
+          ferkit train --out runs/fer --resume
+        """
+        from ferkit.errors import FerkitError
+        from ferkit.training.recipe import list_recipes, load_recipe, recipe_path
+
+        if list_:
+            for name in list_recipes():
+                first = recipe_path(name).read_text().splitlines()[0].lstrip("# ")
+                print(f"{name:<24} {first}")
+            return
+        overrides = list(set_ or [])
+        if print_recipe:
+            if recipe is None:
+                raise FerkitError("--print-recipe needs --recipe")
+            if data:
+                overrides.append(f"data.source={data}")
+            print(load_recipe(recipe, overrides).to_yaml(), end="")
+            return
+        if recipe is None and not resume:
+            raise FerkitError("give --recipe NAME|file.yaml (or --out RUN_DIR --resume); "
+                              "`ferkit train --list` shows the shipped recipes")
+        from ferkit.training.engine import train as run_training
+
+        result = run_training(recipe or "", out_dir=out, overrides=overrides, data=data,
+                              resume=resume)
+        print(f"run directory: {result.run_dir}")
+        if result.best_dir is not None:
+            shown = ", ".join(f"{k} {v:.4f}" for k, v in result.best_metrics.items()
+                              if k.startswith("val/"))
+            print(f"best checkpoint: {result.best_dir}  ({shown})")
+        if result.last_dir is not None:
+            print(f"last checkpoint: {result.last_dir}")

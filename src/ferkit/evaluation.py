@@ -1,0 +1,254 @@
+"""Honest metrics for a model on a dataset: accuracy, mean class accuracy, macro F1,
+per-class precision/recall/F1 and the confusion matrix.
+
+Labels are compared by **name**: the dataset's canonical indices are mapped onto the
+model's outputs through ``model.ferkit_config.label_names``; samples of classes the model
+cannot predict are excluded and counted in the report, never silently mis-scored.
+
+Example:
+    >>> from ferkit.evaluation import compute_metrics
+    >>> report = compute_metrics([0, 0, 1, 1], [0, 1, 1, 1], label_names=("neutral", "happy"))
+    >>> report.accuracy, report.mean_class_accuracy
+    (0.75, 0.75)
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Subset
+
+from ferkit.errors import FerkitError
+from ferkit.labels import CANONICAL, CANONICAL_INDEX
+
+
+@dataclass(frozen=True)
+class ClassMetrics:
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    """Metrics of one model on one dataset split.
+
+    Attributes:
+        label_names: the model's classes, in output order (rows/columns of ``confusion``).
+        confusion: ``confusion[true][pred]`` sample counts.
+        excluded: samples skipped because the model has no output for their class.
+    """
+
+    label_names: tuple[str, ...]
+    num_samples: int
+    accuracy: float
+    mean_class_accuracy: float
+    f1_macro: float
+    per_class: dict[str, ClassMetrics]
+    confusion: tuple[tuple[int, ...], ...]
+    excluded: int = 0
+    tta: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["label_names"] = list(self.label_names)
+        out["confusion"] = [list(r) for r in self.confusion]
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    def to_table(self) -> str:
+        """A readable summary: headline numbers, then one row per class."""
+        lines = []
+        if self.meta:
+            lines.append("  ".join(f"{k}: {v}" for k, v in self.meta.items()))
+        lines.append(
+            f"samples {self.num_samples}"
+            + (f" (excluded {self.excluded} of classes the model lacks)" if self.excluded else "")
+            + (f"  tta: {self.tta}" if self.tta else "")
+        )
+        lines.append(f"accuracy {self.accuracy:.4f}   mean class accuracy "
+                     f"{self.mean_class_accuracy:.4f}   macro F1 {self.f1_macro:.4f}")
+        lines.append("")
+        lines.append(f"{'class':<10} {'precision':>9} {'recall':>7} {'f1':>7} {'support':>8}")
+        for name, m in self.per_class.items():
+            lines.append(f"{name:<10} {m.precision:>9.4f} {m.recall:>7.4f} {m.f1:>7.4f} "
+                         f"{m.support:>8d}")
+        lines.append("")
+        lines.append("confusion (rows true, columns predicted):")
+        width = max(6, *(len(n[:8]) + 1 for n in self.label_names))
+        lines.append(" " * 10 + "".join(f"{n[:8]:>{width}}" for n in self.label_names))
+        for name, row in zip(self.label_names, self.confusion, strict=True):
+            lines.append(f"{name:<10}" + "".join(f"{v:>{width}d}" for v in row))
+        return "\n".join(lines)
+
+    def save_confusion_png(self, path: str | Path, *, normalize: bool = True) -> Path:
+        """Draw the confusion matrix (row-normalised by default) with matplotlib."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        counts = np.asarray(self.confusion, dtype=float)
+        shown = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1) if normalize \
+            else counts
+        k = len(self.label_names)
+        fig, ax = plt.subplots(figsize=(1.0 + 0.8 * k, 0.8 + 0.7 * k), dpi=120)
+        image = ax.imshow(shown, cmap="Blues", vmin=0, vmax=1 if normalize else None)
+        ax.set_xticks(range(k), self.label_names, rotation=45, ha="right")
+        ax.set_yticks(range(k), self.label_names)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(f"accuracy {self.accuracy:.3f}, macro F1 {self.f1_macro:.3f}")
+        for i in range(k):
+            for j in range(k):
+                text = f"{shown[i, j]:.2f}" if normalize else f"{int(counts[i, j])}"
+                ax.text(j, i, text, ha="center", va="center", fontsize=7,
+                        color="white" if shown[i, j] > 0.6 * shown.max() else "black")
+        fig.colorbar(image, ax=ax, fraction=0.046)
+        fig.tight_layout()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path)
+        plt.close(fig)
+        return path
+
+
+def compute_metrics(y_true: Sequence[int] | np.ndarray, y_pred: Sequence[int] | np.ndarray,
+                    *, label_names: Sequence[str], excluded: int = 0, tta: str | None = None,
+                    meta: dict[str, Any] | None = None) -> EvaluationReport:
+    """Metrics from true/predicted **output** indices (``0..len(label_names)-1``).
+
+    Classes absent from ``y_true`` get recall 0 and are left out of the mean class
+    accuracy and macro F1 only if they also never appear in ``y_pred``.
+    """
+    y_true = np.asarray(y_true, dtype=np.int64)
+    y_pred = np.asarray(y_pred, dtype=np.int64)
+    k = len(label_names)
+    if y_true.shape != y_pred.shape or y_true.ndim != 1:
+        raise FerkitError(f"y_true {y_true.shape} and y_pred {y_pred.shape} must be equal 1-D")
+    if len(y_true) == 0:
+        raise FerkitError("nothing to evaluate: the dataset has no samples of the model's classes")
+    confusion = np.zeros((k, k), dtype=np.int64)
+    np.add.at(confusion, (y_true, y_pred), 1)
+    tp = np.diag(confusion).astype(float)
+    support = confusion.sum(axis=1)
+    predicted = confusion.sum(axis=0)
+    precision = np.divide(tp, predicted, out=np.zeros(k), where=predicted > 0)
+    recall = np.divide(tp, support, out=np.zeros(k), where=support > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros(k), where=denom > 0)
+    # Classes that neither occur nor are predicted say nothing about the model.
+    active = (support > 0) | (predicted > 0)
+    present = support > 0
+    return EvaluationReport(
+        label_names=tuple(label_names),
+        num_samples=len(y_true),
+        accuracy=float(tp.sum() / len(y_true)),
+        mean_class_accuracy=float(recall[present].mean()),
+        f1_macro=float(f1[active].mean()),
+        per_class={n: ClassMetrics(float(precision[i]), float(recall[i]), float(f1[i]),
+                                   int(support[i])) for i, n in enumerate(label_names)},
+        confusion=tuple(tuple(int(v) for v in row) for row in confusion),
+        excluded=int(excluded),
+        tta=tta,
+        meta=dict(meta or {}),
+    )
+
+
+@torch.no_grad()
+def predict_proba(model: nn.Module, dataset, *, batch_size: int = 64, tta: str | None = None,
+                  device: str | torch.device = "cpu", num_workers: int = 0) -> np.ndarray:
+    """Softmax probabilities ``(N, K)`` of ``model`` over a dataset already transformed."""
+    if tta not in (None, "none", "flip"):
+        raise FerkitError(f"--tta must be 'flip' or 'none', not {tta!r}")
+    model = model.to(device).eval()
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    chunks = []
+    for x, _ in loader:
+        x = x.to(device)
+        probs = model(x).logits.float().softmax(dim=1)
+        if tta == "flip":
+            probs = (probs + model(torch.flip(x, dims=[3])).logits.float().softmax(dim=1)) / 2
+        chunks.append(probs.cpu())
+    return torch.cat(chunks).numpy()
+
+
+def evaluate(model: nn.Module, dataset, *, batch_size: int = 64, tta: str | None = None,
+             device: str | torch.device = "cpu", num_workers: int = 0,
+             meta: dict[str, Any] | None = None) -> EvaluationReport:
+    """Evaluate a ferkit model on a :class:`~ferkit.data.FERDataset` (any split).
+
+    The dataset's transform is replaced (on a copy) by the model's eval transform, so the
+    preprocessing is exactly the one inference uses.
+
+    Example:
+        >>> import ferkit
+        >>> from ferkit.data import FakeFER
+        >>> model = ferkit.create_model("baseline_test")
+        >>> report = evaluate(model, FakeFER(16, image_size=32), batch_size=8)
+        >>> report.num_samples
+        16
+    """
+    from ferkit.data.transforms import eval_transform
+
+    cfg = getattr(model, "ferkit_config", None)
+    if cfg is None:
+        raise FerkitError("evaluate needs a ferkit model (ferkit.create_model/load_checkpoint)")
+    lookup = np.full(len(CANONICAL), -1, dtype=np.int64)
+    for out_idx, name in enumerate(cfg.label_names):
+        lookup[CANONICAL_INDEX[name]] = out_idx
+    canonical = np.asarray(dataset.targets, dtype=np.int64)
+    mapped = lookup[canonical]
+    keep = np.flatnonzero(mapped >= 0)
+    data = copy.copy(dataset)
+    data.transform = eval_transform(cfg.data)
+    subset = data if len(keep) == len(canonical) else Subset(data, keep.tolist())
+    if len(keep) == 0:
+        raise FerkitError(
+            f"{getattr(dataset, 'name', 'dataset')} has no samples of the model's classes "
+            f"({', '.join(cfg.label_names)})"
+        )
+    probs = predict_proba(model, subset, batch_size=batch_size, tta=tta, device=device,
+                          num_workers=num_workers)
+    info = {"model": cfg.architecture, "dataset": getattr(dataset, "name", "dataset"),
+            "split": getattr(dataset, "split", "?"), **(meta or {})}
+    return compute_metrics(mapped[keep], probs.argmax(axis=1), label_names=cfg.label_names,
+                           excluded=len(canonical) - len(keep),
+                           tta=None if tta in (None, "none") else tta, meta=info)
+
+
+def compare(checkpoints: Sequence[str | Path], dataset, *, batch_size: int = 64,
+            tta: str | None = None, device: str = "cpu") -> list[EvaluationReport]:
+    """Evaluate several checkpoints on the same data (one report each, in order)."""
+    from ferkit.checkpoint import load_checkpoint
+
+    reports = []
+    for ckpt in checkpoints:
+        model = load_checkpoint(ckpt, map_location=device)
+        reports.append(evaluate(model, dataset, batch_size=batch_size, tta=tta, device=device,
+                                meta={"checkpoint": str(ckpt)}))
+    return reports
+
+
+def comparison_table(reports: Sequence[EvaluationReport]) -> str:
+    """One row per report: checkpoint, model, accuracy, mean class accuracy, macro F1."""
+    header = f"{'checkpoint':<32} {'model':<14} {'n':>6} {'acc':>7} {'mean_cls':>8} {'f1_mac':>7}"
+    rows = [header, "-" * len(header)]
+    for r in reports:
+        name = str(r.meta.get("checkpoint", "?"))
+        name = name if len(name) <= 32 else "…" + name[-31:]
+        rows.append(f"{name:<32} {r.meta.get('model', '?'):<14} {r.num_samples:>6d} "
+                    f"{r.accuracy:>7.4f} {r.mean_class_accuracy:>8.4f} {r.f1_macro:>7.4f}")
+    return "\n".join(rows)

@@ -1,0 +1,258 @@
+"""Run a recipe with Lightning's ``Trainer``: ``ferkit train`` wraps :func:`train`.
+
+A run directory holds::
+
+    RUN_DIR/recipe.yaml          the resolved recipe (every default filled in)
+    RUN_DIR/best/, RUN_DIR/last/ ferkit checkpoints (model.safetensors + config.json with
+                                 metrics and provenance, recipe included)
+    RUN_DIR/checkpoints/last.ckpt  Lightning's full state, for --resume
+    RUN_DIR/logs/                CSV (metrics.csv) and TensorBoard logs
+
+Example:
+    >>> from ferkit.training import train                      # doctest: +SKIP
+    >>> result = train("fer2013_resnet18", out_dir="runs/fer", data="fer2013.csv.gz")
+    >>> result.best_dir                                         # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.util
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import yaml
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+
+import ferkit
+from ferkit.data.base import FERDataset
+from ferkit.errors import FerkitError
+from ferkit.training.datamodule import FERDataModule
+from ferkit.training.module import FERModule
+from ferkit.training.recipe import Recipe, load_recipe, recipe_from_dict
+
+RECIPE_FILE = "recipe.yaml"
+LIGHTNING_LAST = Path("checkpoints") / "last.ckpt"
+
+
+@dataclass
+class TrainResult:
+    """Where a finished run left its files and what it measured."""
+
+    run_dir: Path
+    best_dir: Path | None
+    last_dir: Path | None
+    metrics: dict[str, float] = field(default_factory=dict)
+    best_metrics: dict[str, float] = field(default_factory=dict)
+
+
+class FerkitCheckpoint(Callback):
+    """After each validation, write ``RUN_DIR/last`` and, when ``monitor`` improved,
+    ``RUN_DIR/best`` in ferkit's format (usable by ``ferkit evaluate`` / ``Recognizer``)."""
+
+    def __init__(self, run_dir: Path, recipe: Recipe, *, monitor: str = "val/acc") -> None:
+        self.run_dir = Path(run_dir)
+        self.recipe = recipe
+        self.monitor = monitor
+        self.mode = "min" if monitor.endswith("loss") else "max"
+        self.best_score: float | None = None
+        self.best_metrics: dict[str, float] = {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best_score": self.best_score, "best_metrics": self.best_metrics}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.best_score = state_dict.get("best_score")
+        self.best_metrics = dict(state_dict.get("best_metrics", {}))
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: FERModule) -> None:
+        if trainer.sanity_checking:
+            return
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()
+                   if k.startswith("val/")}
+        metrics.update(epoch=trainer.current_epoch, global_step=trainer.global_step)
+        if trainer.is_global_zero:
+            self._save(pl_module, self.run_dir / "last", metrics)
+        score = metrics.get(self.monitor)
+        if score is None:
+            return
+        better = (self.best_score is None
+                  or (score > self.best_score if self.mode == "max" else score < self.best_score))
+        if better:
+            self.best_score = score
+            self.best_metrics = metrics
+            if trainer.is_global_zero:
+                self._save(pl_module, self.run_dir / "best", metrics)
+
+    def _save(self, pl_module: FERModule, directory: Path, metrics: dict[str, float]) -> None:
+        data = self.recipe.data
+        provenance = {
+            "recipe": self.recipe.to_dict(),
+            "dataset": {"format": data.format, "source": data.source,
+                        "train_split": data.train_split, "val_split": data.val_split},
+            "trained_with": f"ferkit {ferkit.__version__}, torch {torch.__version__}",
+            "saved_at": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                timespec="seconds"),
+        }
+        ferkit.save_checkpoint(pl_module.model, directory,
+                               metrics={(f"{data.val_split}_{k[4:]}" if k.startswith("val/")
+                                         else k): v for k, v in metrics.items()},
+                               provenance=provenance)
+
+
+def resolve_precision(recipe: Recipe) -> str:
+    """``auto`` → ``bf16-mixed`` on a CUDA device that supports it, else ``32-true``."""
+    if recipe.trainer.precision != "auto":
+        return recipe.trainer.precision
+    on_gpu = torch.cuda.is_available() and recipe.trainer.accelerator in ("auto", "gpu", "cuda")
+    if on_gpu and torch.cuda.is_bf16_supported():
+        return "bf16-mixed"
+    return "16-mixed" if on_gpu else "32-true"
+
+
+def build_trainer(recipe: Recipe, run_dir: Path, *, callbacks: Sequence[Callback] = (),
+                  ) -> tuple[L.Trainer, FerkitCheckpoint]:
+    """A Lightning ``Trainer`` configured from ``recipe.trainer`` (devices/strategy as-is,
+    so DDP and multi-node need nothing ferkit-specific)."""
+    t = recipe.trainer
+    loggers: list[Any] = [L.pytorch.loggers.CSVLogger(run_dir, name="logs", version="")]
+    if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX"):
+        loggers.append(L.pytorch.loggers.TensorBoardLogger(run_dir, name="logs", version=""))
+    ferkit_ckpt = FerkitCheckpoint(run_dir, recipe, monitor=t.monitor)
+    # One rolling file, rewritten after every validation: the state --resume continues from.
+    lightning_ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last",
+                                     monitor=None, save_top_k=1, enable_version_counter=False,
+                                     save_on_train_epoch_end=False)
+    all_callbacks: list[Callback] = [ferkit_ckpt, lightning_ckpt, *callbacks]
+    if t.progress_bar:
+        all_callbacks.append(L.pytorch.callbacks.TQDMProgressBar(refresh_rate=10))
+    trainer = L.Trainer(
+        max_epochs=t.epochs,
+        accelerator=t.accelerator,
+        devices=t.devices,
+        strategy=t.strategy,
+        num_nodes=t.num_nodes,
+        precision=resolve_precision(recipe),
+        deterministic=t.deterministic,
+        gradient_clip_val=t.gradient_clip_val,
+        accumulate_grad_batches=t.accumulate_grad_batches,
+        limit_train_batches=t.limit_train_batches,
+        limit_val_batches=t.limit_val_batches,
+        check_val_every_n_epoch=t.check_val_every_n_epoch,
+        log_every_n_steps=t.log_every_n_steps,
+        logger=loggers,
+        callbacks=all_callbacks,
+        enable_progress_bar=t.progress_bar,
+        enable_model_summary=t.progress_bar,
+        # The sanity check would consume RNG before epoch 0 but not on resume.
+        num_sanity_val_steps=0,
+        default_root_dir=run_dir,
+    )
+    return trainer, ferkit_ckpt
+
+
+def train(
+    recipe: str | Path | Recipe | Mapping[str, Any],
+    *,
+    out_dir: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    data: str | Path | None = None,
+    resume: bool = False,
+    datasets: Mapping[str, FERDataset] | None = None,
+    callbacks: Sequence[Callback] = (),
+) -> TrainResult:
+    """Train a model from a recipe; returns the run's checkpoints and final metrics.
+
+    Args:
+        recipe: a shipped recipe name, a YAML path, a :class:`Recipe` or its dict.
+            With ``resume=True`` it may be ``None``-like (``""``): the run's saved
+            ``recipe.yaml`` is used.
+        out_dir: the run directory (default ``runs/<recipe name>``).
+        overrides: ``key=value`` dotted overrides (``trainer.epochs=5``).
+        data: dataset path, shorthand for ``data.source=PATH``.
+        resume: continue the run in ``out_dir`` from its last epoch checkpoint.
+        datasets: ready datasets by stage (``train``/``val``) instead of ``recipe.data``.
+        callbacks: extra Lightning callbacks.
+    """
+    run_dir, resolved = _resolve(recipe, out_dir, overrides, data, resume)
+    ckpt_path = None
+    if resume:
+        ckpt_path = run_dir / LIGHTNING_LAST
+        if not ckpt_path.is_file():
+            raise FerkitError(
+                f"cannot resume: {ckpt_path} does not exist (the run stopped before its first "
+                "epoch ended, or --out points elsewhere); start it again without --resume"
+            )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / RECIPE_FILE).write_text(
+        f"# resolved recipe of this run (ferkit {ferkit.__version__})\n" + resolved.to_yaml()
+    )
+    L.seed_everything(resolved.trainer.seed, workers=True, verbose=False)
+    module = FERModule(resolved.to_dict())
+    cfg = module.model.ferkit_config
+    datamodule = FERDataModule(
+        data_config=cfg.data, label_names=cfg.label_names,
+        spec=_data_spec(resolved), augment=resolved.augment,
+        batch_size=resolved.trainer.batch_size, seed=resolved.trainer.seed, datasets=datasets,
+    )
+    trainer, ferkit_ckpt = build_trainer(resolved, run_dir, callbacks=callbacks)
+    with warnings.catch_warnings():
+        # Lightning's advice about num_workers on 2-core machines is noise in a CLI run.
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*_pytree.*")
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    best = run_dir / "best"
+    last = run_dir / "last"
+    return TrainResult(run_dir=run_dir, best_dir=best if best.is_dir() else None,
+                       last_dir=last if last.is_dir() else None, metrics=metrics,
+                       best_metrics=dict(ferkit_ckpt.best_metrics))
+
+
+def _data_spec(recipe: Recipe) -> dict[str, Any]:
+    d = recipe.data
+    return {"format": d.format, "source": d.source, "options": d.options,
+            "train_split": d.train_split, "val_split": d.val_split, "test_split": d.test_split,
+            "balanced_sampler": d.balanced_sampler, "num_workers": d.num_workers}
+
+
+def _resolve(recipe, out_dir, overrides, data, resume) -> tuple[Path, Recipe]:
+    overrides = list(overrides)
+    if data is not None:
+        overrides.append(f"data.source={os.fspath(data)}")
+    if resume and not recipe:
+        if out_dir is None:
+            raise FerkitError("--resume needs --out RUN_DIR (the directory of the run)")
+        saved = Path(out_dir) / RECIPE_FILE
+        if not saved.is_file():
+            raise FerkitError(f"cannot resume: {saved} not found; is {out_dir} a ferkit run?")
+        resolved = load_recipe(saved, overrides)
+    elif isinstance(recipe, Recipe):
+        resolved = load_recipe(recipe.to_dict(), overrides) if overrides else recipe
+    elif isinstance(recipe, Mapping):
+        resolved = load_recipe(dict(recipe), overrides)
+    else:
+        resolved = load_recipe(recipe, overrides)
+    run_dir = Path(out_dir) if out_dir is not None else Path("runs") / resolved.name
+    if resume and recipe and (run_dir / RECIPE_FILE).is_file():
+        saved = recipe_from_dict(_strip_comment(run_dir / RECIPE_FILE))
+        if saved.to_dict() != resolved.to_dict():
+            raise FerkitError(
+                f"--resume: the recipe differs from the one {run_dir} was started with; "
+                f"omit --recipe to continue with {run_dir / RECIPE_FILE}"
+            )
+    if not resume and (run_dir / LIGHTNING_LAST).exists():
+        raise FerkitError(
+            f"{run_dir} already holds a run; pass --resume to continue it or choose another --out"
+        )
+    return run_dir, resolved
+
+
+def _strip_comment(path: Path) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text()) or {}

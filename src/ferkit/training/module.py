@@ -1,0 +1,237 @@
+"""``FERModule``: a ferkit model, its loss composition and optimiser as a LightningModule.
+
+Datasets yield **canonical** class indices; the module maps them to the model's output
+indices by name (``model.ferkit_config.label_names``), so a 7-class model trains on 8-class
+data after the data module drops the classes the model lacks, and soft targets are
+re-ordered the same way.
+
+Example:
+    >>> from ferkit.training import FERModule
+    >>> from ferkit.training.recipe import load_recipe
+    >>> recipe = load_recipe("fer2013_resnet18", overrides=["model.kwargs.backbone=resnet10t"])
+    >>> module = FERModule(recipe.to_dict())
+    >>> module.model.ferkit_config.architecture
+    'baseline'
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+
+import ferkit
+from ferkit.errors import FerkitError
+from ferkit.labels import CANONICAL, CANONICAL_INDEX
+from ferkit.training.losses import LossComposition
+from ferkit.training.recipe import Recipe, recipe_from_dict
+
+
+class NonFiniteLossError(FerkitError):
+    """A loss term became NaN or infinite during training."""
+
+
+def build_model(spec) -> nn.Module:
+    """The model a recipe's ``model`` section describes."""
+    kwargs: dict[str, Any] = dict(spec.kwargs)
+    if spec.pretrained:
+        return ferkit.create_model(spec.name, pretrained=spec.pretrained)
+    model = ferkit.create_model(
+        spec.name, num_classes=spec.num_classes, label_names=spec.label_names,
+        input_size=spec.input_size, mean=spec.mean, std=spec.std, **kwargs,
+    )
+    crop = {k: v for k, v in (("interpolation", spec.interpolation),
+                              ("alignment", spec.alignment), ("face_margin", spec.face_margin))
+            if v is not None}
+    if crop:
+        cfg = model.ferkit_config
+        try:
+            model.ferkit_config = cfg.replace(data=cfg.data.replace(**crop))
+        except ValueError as exc:
+            raise FerkitError(f"recipe model section: {exc}") from exc
+    return model
+
+
+class FERModule(L.LightningModule):
+    """Train/validate a ferkit model with the losses and optimiser of a recipe.
+
+    Args:
+        recipe: the resolved recipe as a plain dict (saved as hyperparameters, so a
+            Lightning ``.ckpt`` alone can rebuild the module).
+        model: an already built model (tests, notebooks); by default built from the recipe.
+    """
+
+    def __init__(self, recipe: dict[str, Any], model: nn.Module | None = None) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["model"])
+        self.recipe: Recipe = recipe_from_dict(recipe)
+        self.model = model if model is not None else build_model(self.recipe.model)
+        cfg = self.model.ferkit_config
+        self.label_names: tuple[str, ...] = tuple(cfg.label_names)
+        num_classes = len(self.label_names)
+        # canonical index -> output index (-1: class the model does not predict).
+        lookup = torch.full((len(CANONICAL),), -1, dtype=torch.long)
+        for out_idx, name in enumerate(self.label_names):
+            lookup[CANONICAL_INDEX[name]] = out_idx
+        self.register_buffer("canonical_to_output", lookup, persistent=False)
+        self.register_buffer(
+            "output_to_canonical",
+            torch.tensor([CANONICAL_INDEX[n] for n in self.label_names]), persistent=False,
+        )
+        self.criterion = LossComposition(self.recipe.losses, num_classes=num_classes,
+                                         feat_dim=_embedding_dim(self.model))
+        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.val_f1 = MulticlassF1Score(num_classes, average="macro")
+
+    # ----------------------------------------------------------------- steps
+    def forward(self, x: Tensor):
+        return self.model(x)
+
+    def _targets(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        """Model-space targets: ``(loss_target, hard_index)`` from canonical labels."""
+        if y.ndim == 2:  # soft labels over the canonical classes
+            soft = y[:, self.output_to_canonical]
+            soft = soft / soft.sum(dim=1, keepdim=True).clamp_min(1e-12)
+            return soft, soft.argmax(dim=1)
+        mapped = self.canonical_to_output[y]
+        if bool((mapped < 0).any()):
+            bad = sorted({CANONICAL[i] for i in y[mapped < 0].tolist()})
+            raise FerkitError(
+                f"batch holds classes {bad} that the model does not predict "
+                f"({', '.join(self.label_names)}); filter the dataset to the model's classes"
+            )
+        return mapped, mapped
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        x, y = batch
+        target, hard = self._targets(y)
+        out = self.model(x)
+        loss, terms = self.criterion(out, target, hard)
+        if self.recipe.trainer.detect_nonfinite:
+            self._check_finite(loss, terms)
+        batch_size = x.shape[0]
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
+        if len(terms) > 1:
+            for name, value in terms.items():
+                self.log(f"train/{name}", value, batch_size=batch_size)
+        acc = (out.logits.argmax(dim=1) == hard).float().mean()
+        self.log("train/acc", acc, prog_bar=True, batch_size=batch_size)
+        return loss
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        x, y = batch
+        target, hard = self._targets(y)
+        out = self.model(x)
+        loss, _ = self.criterion(out, target, hard)
+        preds = out.logits.argmax(dim=1)
+        self.val_acc.update(preds, hard)
+        self.val_f1.update(preds, hard)
+        self.log("val/loss", loss, batch_size=x.shape[0], sync_dist=True)
+        self.log("val/acc", self.val_acc, prog_bar=True, batch_size=x.shape[0])
+        self.log("val/f1_macro", self.val_f1, batch_size=x.shape[0])
+
+    def _check_finite(self, loss: Tensor, terms: dict[str, Tensor]) -> None:
+        # One device sync per step: cheap next to a backward pass, and a NaN caught at
+        # its first step names the term that produced it.
+        if bool(torch.isfinite(loss)):
+            return
+        bad = [f"{n}={float(v.detach())}" for n, v in terms.items()
+               if not bool(torch.isfinite(v))]
+        raise NonFiniteLossError(
+            f"training stopped: non-finite loss at global step {self.global_step} "
+            f"(epoch {self.current_epoch}): "
+            f"{', '.join(bad) or f'total={float(loss.detach())}'}. Lower optimizer.lr, set "
+            "trainer.gradient_clip_val, or check the data for broken images"
+        )
+
+    # ------------------------------------------------------------ optimiser
+    def configure_optimizers(self):
+        opt = self.recipe.optimizer
+        main_params = list(self.model.parameters())
+        groups: list[dict[str, Any]] = []
+        scheduled: list[bool] = []
+        shared_aux: list[nn.Parameter] = []
+        for name, module in self.criterion.aux.items():
+            params = [p for p in module.parameters() if p.requires_grad]
+            if not params:
+                continue
+            settings = self.criterion.param_settings.get(name)
+            if settings is None:
+                shared_aux.extend(params)  # DAN: centres share the main optimiser
+                continue
+            settings = dict(settings)
+            unknown = set(settings) - {"lr", "momentum", "weight_decay", "scheduled"}
+            if unknown:
+                raise FerkitError(
+                    f"losses[{name}].optimizer: unknown keys {sorted(unknown)}; use lr, "
+                    "momentum, weight_decay, scheduled"
+                )
+            scheduled.append(bool(settings.pop("scheduled", False)))
+            groups.append({"params": params, "name": f"loss/{name}", **settings})
+        groups.insert(0, {"params": main_params + shared_aux, "name": "main"})
+        scheduled.insert(0, True)
+        if opt.name == "sgd":
+            optimizer = torch.optim.SGD(groups, lr=opt.lr, momentum=opt.momentum,
+                                        weight_decay=opt.weight_decay, nesterov=opt.nesterov)
+        elif opt.name == "adam":
+            optimizer = torch.optim.Adam(groups, lr=opt.lr, weight_decay=opt.weight_decay,
+                                         betas=tuple(opt.betas))
+        else:
+            optimizer = torch.optim.AdamW(groups, lr=opt.lr, weight_decay=opt.weight_decay,
+                                          betas=tuple(opt.betas))
+        schedule = _lr_lambda(self.recipe)
+        lambdas = [schedule if s else _constant for s in scheduled]
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+    # -------------------------------------------------- exact resume (RNG)
+    def on_train_epoch_start(self) -> None:
+        # Every epoch's randomness (augmentation, dropout) is a function of (seed, epoch,
+        # rank) alone, so a run resumed from an epoch checkpoint replays the same stream.
+        seed = self.recipe.trainer.seed + 1000 * self.current_epoch + 7 * self.global_rank
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        torch.manual_seed(seed)
+
+
+def _constant(epoch: int) -> float:
+    return 1.0
+
+
+def _lr_lambda(recipe: Recipe):
+    sched = recipe.scheduler
+    epochs = max(recipe.trainer.epochs, 1)
+
+    def factor(epoch: int) -> float:
+        if sched.warmup_epochs and epoch < sched.warmup_epochs:
+            return 0.1 + 0.9 * epoch / sched.warmup_epochs
+        if sched.name == "step":
+            return sched.gamma ** (epoch // sched.step_size)
+        if sched.name == "exponential":
+            return sched.gamma ** epoch
+        if sched.name == "cosine":
+            span = max(epochs - sched.warmup_epochs, 1)
+            t = min(max(epoch - sched.warmup_epochs, 0) / span, 1.0)
+            return sched.min_lr_ratio + (1 - sched.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t))
+        return 1.0
+
+    return factor
+
+
+@torch.no_grad()
+def _embedding_dim(model: nn.Module) -> int | None:
+    """The width of ``FEROutput.embedding``, from one forward pass on zeros."""
+    was_training = model.training
+    model.eval()
+    try:
+        out = model(torch.zeros(2, *model.ferkit_config.data.input_size))
+    finally:
+        model.train(was_training)
+    return None if out.embedding is None else int(out.embedding.shape[-1])

@@ -1,0 +1,74 @@
+"""Recipes: every shipped file validates; bad keys and values fail with useful messages."""
+
+from __future__ import annotations
+
+import pytest
+
+from ferkit.errors import FerkitError
+from ferkit.training.recipe import RECIPE_DIR, list_recipes, load_recipe
+
+PUBLISHED = {"dan_rafdb", "dan_affectnet7", "dan_affectnet8", "dacl_rafdb", "dacl_affectnet",
+             "deep_emotion_fer2013", "dan_convnext_rafdb", "dsan_rafdb", "baseline_rafdb",
+             "baseline_center_rafdb", "fer2013_resnet18"}
+
+
+def test_every_published_setup_has_a_recipe_with_a_source_header():
+    assert set(list_recipes()) >= PUBLISHED
+    for name in list_recipes():
+        text = (RECIPE_DIR / f"{name}.yaml").read_text()
+        assert text.startswith("# "), name
+        recipe = load_recipe(name)
+        assert recipe.name == name and recipe.source, name
+
+
+def test_reference_hyperparameters():
+    dan = load_recipe("dan_rafdb")
+    assert (dan.optimizer.name, dan.optimizer.lr, dan.optimizer.weight_decay) == ("sgd", 0.1, 1e-4)
+    assert (dan.scheduler.name, dan.scheduler.step_size) == ("step", 10)
+    assert dan.trainer.batch_size == 256
+    assert [loss.name for loss in dan.losses] == ["cross_entropy", "affinity", "partition"]
+    assert all(loss.optimizer is None for loss in dan.losses)  # centres share DAN's SGD
+    dacl = load_recipe("dacl_rafdb")
+    center = dacl.losses[1]
+    assert (center.name, center.weight) == ("sparse_center", 0.01)
+    assert center.optimizer == {"lr": 0.5, "momentum": 0.0, "weight_decay": 0.0,
+                                "scheduled": False}
+    assert load_recipe("dan_affectnet8").model.num_classes == 8
+    assert load_recipe("dan_affectnet7").data.balanced_sampler is True
+
+
+def test_overrides_are_typed():
+    recipe = load_recipe("fer2013_resnet18", ["trainer.epochs=3", "optimizer.lr=1e-3",
+                                              "model.kwargs.backbone=resnet10t",
+                                              "losses.0.weight=2", "trainer.devices=[0, 1]"])
+    assert recipe.trainer.epochs == 3
+    assert recipe.optimizer.lr == pytest.approx(1e-3)
+    assert recipe.model.kwargs == {"backbone": "resnet10t", "drop_rate": 0.2}
+    assert recipe.losses[0].weight == 2.0
+    assert recipe.trainer.devices == [0, 1]
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("trainer.epoch=3", "unknown recipe key 'trainer.epoch'. Did you mean 'epochs'?"),
+    ("optimiser.lr=0.1", "unknown recipe key 'optimiser'. Did you mean 'optimizer'?"),
+    ("trainer.epochs=three", "trainer.epochs must be an integer, got 'three'"),
+    ("optimizer.name=rmsprop", "optimizer.name must be one of 'sgd', 'adam', 'adamw'"),
+    ("trainer.batch_size=1.5", "trainer.batch_size must be an integer, got 1.5"),
+    ("losses.5.weight=1", "'5' is not an index of a list with 1 items"),
+    ("trainer.epochs", "--set expects key=value"),
+])
+def test_bad_overrides_fail_clearly(override, message):
+    with pytest.raises(FerkitError, match=message.replace("(", r"\(").replace(")", r"\)")
+                       .replace("[", r"\[").replace(".", r"\.")):
+        load_recipe("fer2013_resnet18", [override])
+
+
+def test_bad_recipe_file_names_file_and_key(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("model: {name: baseline}\ntrainer: {epochs: 2, batchsize: 8}\n")
+    with pytest.raises(FerkitError, match=r"mine\.yaml: unknown recipe key 'trainer\.batchsize'"
+                                          r"\. Did you mean 'batch_size'"):
+        load_recipe(path)
+    with pytest.raises(FerkitError, match="unknown recipe 'fer2013_resnet'. Did you mean "
+                                          "'fer2013_resnet18'"):
+        load_recipe("fer2013_resnet")
