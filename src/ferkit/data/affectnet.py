@@ -29,7 +29,7 @@ import numpy as np
 
 from ferkit.data.base import ImageFileDataset, Problems
 from ferkit.data.folder import LabelResolver, folder_splits, open_folder
-from ferkit.errors import DataError, FerkitError
+from ferkit.errors import DataError
 from ferkit.labels import CANONICAL
 
 CSV_FILES = {"train": "training.csv", "val": "validation.csv"}
@@ -132,13 +132,9 @@ def _read_csv(csv_path: Path, image_root: Path, resolver: LabelResolver, problem
                     problems.add(f"{where}: {exc}; expected a path, a face box of 4 numbers "
                                  "and an expression 0..10")
                     continue
-                try:
-                    index, reason = resolver.resolve(token)
-                except FerkitError as exc:
-                    problems.add(f"{where}: {exc}")
-                    continue
+                index = resolver.resolve_entry(token, where=where, problems=problems,
+                                               dropped=dropped)
                 if index is None:
-                    dropped[str(reason)] += 1
                     continue
                 if crop and (box[2] <= 0 or box[3] <= 0):
                     problems.add(f"{where}: face box {box} has no area")
@@ -168,13 +164,9 @@ def _read_npy(split_dir: Path, resolver: LabelResolver, problems: Problems
             problems.add(f"{annotation}: cannot read the expression ({exc}); expected a "
                          "one-element array holding 0..10")
             continue
-        try:
-            index, reason = resolver.resolve(token)
-        except FerkitError as exc:
-            problems.add(f"{annotation}: {exc}")
-            continue
+        index = resolver.resolve_entry(token, where=str(annotation), problems=problems,
+                                       dropped=dropped)
         if index is None:
-            dropped[str(reason)] += 1
             continue
         path = next((p for p in (split_dir / "images" / f"{sample}{ext}"
                                  for ext in (".jpg", ".png", ".jpeg")) if p.is_file()), None)

@@ -22,7 +22,7 @@ Example:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +91,22 @@ class LabelResolver:
         if self.names is not None:
             return ", ".join(f"{i} {n}" for i, n in enumerate(self.names))
         return "none given"
+
+    def resolve_entry(self, token: str, *, where: str, problems: Problems,
+                      dropped: MutableMapping[str, int]) -> int | None:
+        """:meth:`resolve` for one dataset entry, with the bookkeeping every adapter needs.
+
+        An unknown label goes to ``problems`` (raised at once when strict), a dropped class
+        is counted in ``dropped``; returns the canonical index, or ``None`` to skip the entry.
+        """
+        try:
+            index, reason = self.resolve(token)
+        except FerkitError as exc:
+            problems.add(f"{where}: {exc}")
+            return None
+        if index is None:
+            dropped[str(reason)] = dropped.get(str(reason), 0) + 1
+        return index
 
     def resolve(self, token: str) -> tuple[int | None, str | None]:
         token = token.strip()

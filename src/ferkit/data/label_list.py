@@ -25,7 +25,7 @@ from typing import Any
 
 from ferkit.data.base import ImageFileDataset, Problems
 from ferkit.data.folder import LabelOrder, LabelResolver
-from ferkit.errors import DataError, FerkitError
+from ferkit.errors import DataError
 
 DEFAULT_LABEL_FILES = {"train": "train.txt", "val": "val.txt", "test": "test.txt"}
 
@@ -120,13 +120,8 @@ def open_label_list(
             problems.add(f"{where}: {text!r} is not 'relative/path label'")
             continue
         relative, token = parts
-        try:
-            index, reason = resolver.resolve(token)
-        except FerkitError as exc:
-            problems.add(f"{where}: {exc}")
-            continue
+        index = resolver.resolve_entry(token, where=where, problems=problems, dropped=dropped)
         if index is None:
-            dropped[str(reason)] += 1
             continue
         path = base / relative
         if not path.is_file():

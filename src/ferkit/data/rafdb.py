@@ -23,7 +23,7 @@ from typing import Any
 
 from ferkit.data.base import ImageFileDataset, Problems
 from ferkit.data.folder import LabelResolver
-from ferkit.errors import DataError, FerkitError
+from ferkit.errors import DataError
 
 LIST_FILE = Path("EmoLabel") / "list_patition_label.txt"
 SPLITS = ("train", "test")
@@ -100,13 +100,8 @@ def open_rafdb(
                 problems.add(f"{where}: image name {name!r} starts with neither train_ nor "
                              "test_")
             continue
-        try:
-            index, reason = resolver.resolve(token)
-        except FerkitError as exc:
-            problems.add(f"{where}: {exc}")
-            continue
+        index = resolver.resolve_entry(token, where=where, problems=problems, dropped=dropped)
         if index is None:
-            dropped[str(reason)] = dropped.get(str(reason), 0) + 1
             continue
         path = aligned_dir / f"{Path(name).stem}_aligned.jpg"
         if images == "original" or (images == "auto" and not path.is_file()):
