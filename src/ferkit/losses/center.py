@@ -35,13 +35,18 @@ class CenterLoss(nn.Module):
         self.feat_dim = feat_dim
         self.centers = nn.Parameter(torch.randn(num_classes, feat_dim))
 
-    def forward(self, features: Tensor, labels: Tensor) -> Tensor:
+    def squared_distances(self, features: Tensor, labels: Tensor) -> Tensor:
+        """``(B,)`` squared distance of each (pooled) feature to its class centre."""
+        name = type(self).__name__
         x = pooled_features(features)
         if x.shape[1] != self.feat_dim:
-            raise InputError(f"CenterLoss: features have {x.shape[1]} dims, the centres "
+            raise InputError(f"{name}: features have {x.shape[1]} dims, the centres "
                              f"{self.feat_dim}")
-        check_labels(labels, x.shape[0], self.num_classes, "CenterLoss")
-        return 0.5 * (x - self.centers[labels]).pow(2).sum(dim=1).mean()
+        check_labels(labels, x.shape[0], self.num_classes, name)
+        return (x - self.centers[labels]).pow(2).sum(dim=1)
+
+    def forward(self, features: Tensor, labels: Tensor) -> Tensor:
+        return 0.5 * self.squared_distances(features, labels).mean()
 
     def from_output(self, output: FEROutput, labels: Tensor) -> Tensor:
         """The loss on ``output.embedding``."""

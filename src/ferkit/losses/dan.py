@@ -16,11 +16,11 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ferkit.errors import InputError
-from ferkit.losses._utils import check_labels, pooled_features
+from ferkit.losses.center import CenterLoss
 from ferkit.models.output import FEROutput
 
 
-class AffinityLoss(nn.Module):
+class AffinityLoss(CenterLoss):
     """DAN's affinity loss: distance to the class centre over the centres' total variance.
 
     For pooled features ``x_i`` (``(B, D)``; a ``(B, D, H, W)`` map is averaged over space,
@@ -49,25 +49,10 @@ class AffinityLoss(nn.Module):
         >>> value = loss(torch.randn(4, 512, 7, 7), torch.tensor([0, 1, 2, 6]))
     """
 
-    def __init__(self, num_classes: int = 7, feat_dim: int = 512) -> None:
-        super().__init__()
-        self.num_classes = num_classes
-        self.feat_dim = feat_dim
-        self.centers = nn.Parameter(torch.randn(num_classes, feat_dim))
-
     def forward(self, features: Tensor, labels: Tensor) -> Tensor:
-        x = pooled_features(features)
-        if x.shape[1] != self.feat_dim:
-            raise InputError(f"AffinityLoss: features have {x.shape[1]} dims, the centres "
-                             f"{self.feat_dim}")
-        check_labels(labels, x.shape[0], self.num_classes, "AffinityLoss")
-        distance = (x - self.centers[labels]).pow(2).sum(dim=1)
+        distance = self.squared_distances(features, labels)
         spread = self.centers.var(dim=0).sum()
         return (distance / spread).clamp(min=1e-12, max=1e12).mean()
-
-    def from_output(self, output: FEROutput, labels: Tensor) -> Tensor:
-        """The loss on ``output.embedding`` (DAN: the pooled backbone map)."""
-        return self(output.embedding, labels)
 
 
 class PartitionLoss(nn.Module):
