@@ -93,36 +93,15 @@ class EvaluationReport:
             lines.append(f"{name:<10}" + "".join(f"{v:>{width}d}" for v in row))
         return "\n".join(lines)
 
-    def save_confusion_png(self, path: str | Path, *, normalize: bool = True) -> Path:
-        """Draw the confusion matrix (row-normalised by default) with matplotlib."""
-        import matplotlib
+    def save_confusion_png(self, path: str | Path) -> Path:
+        """Draw the row-normalised confusion matrix (counts in each cell) as a PNG."""
+        from ferkit.explain.plots import plot_confusion
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        counts = np.asarray(self.confusion, dtype=float)
-        shown = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1) if normalize \
-            else counts
-        k = len(self.label_names)
-        fig, ax = plt.subplots(figsize=(1.0 + 0.8 * k, 0.8 + 0.7 * k), dpi=120)
-        image = ax.imshow(shown, cmap="Blues", vmin=0, vmax=1 if normalize else None)
-        ax.set_xticks(range(k), self.label_names, rotation=45, ha="right")
-        ax.set_yticks(range(k), self.label_names)
-        ax.set_xlabel("predicted")
-        ax.set_ylabel("true")
-        ax.set_title(f"accuracy {self.accuracy:.3f}, macro F1 {self.f1_macro:.3f}")
-        for i in range(k):
-            for j in range(k):
-                text = f"{shown[i, j]:.2f}" if normalize else f"{int(counts[i, j])}"
-                ax.text(j, i, text, ha="center", va="center", fontsize=7,
-                        color="white" if shown[i, j] > 0.6 * shown.max() else "black")
-        fig.colorbar(image, ax=ax, fraction=0.046)
-        fig.tight_layout()
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path)
-        plt.close(fig)
-        return path
+        return plot_confusion(np.asarray(self.confusion), list(self.label_names), path,
+                              title=f"accuracy {self.accuracy:.3f}, macro F1 "
+                                    f"{self.f1_macro:.3f}")
 
 
 def compute_metrics(y_true: Sequence[int] | np.ndarray, y_pred: Sequence[int] | np.ndarray,
