@@ -204,3 +204,35 @@ def test_ddp_on_two_cpu_processes(tmp_path):
     result = train(tiny_recipe(epochs=2, accelerator="cpu", devices=2, strategy="ddp_spawn"),
                    out_dir=tmp_path / "run")
     assert read_config(result.best_dir).metrics["val_acc"] >= 0.6
+
+
+def test_cli_trains_from_dsan_style_label_lists(tmp_path, capsys):
+    """`ferkit train --data-dir D --train-label T --val-label V`, as DSAN's train.py takes them."""
+    import yaml
+
+    from ferkit.cli import main
+
+    data = tmp_path / "data"
+    source = FakeFER(96, image_size=32, seed=3)
+    val = FakeFER(48, image_size=32, seed=4)
+    for name, dataset in (("train", source), ("val", val)):
+        (data / name).mkdir(parents=True)
+        lines = []
+        for i in range(len(dataset)):
+            dataset.load_image(i).save(data / name / f"{i}.png")
+            lines.append(f"{name}/{i}.png {dataset.classes[dataset._local[i]]}")
+        (data / f"{name}.txt").write_text("\n".join(lines) + "\n")
+    recipe = tiny_recipe(epochs=1)
+    recipe["data"] = {"num_workers": 0}
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(recipe))
+    argv = ["train", "-r", str(tmp_path / "tiny.yaml"), "--data-dir", str(data),
+            "--train-label", "train.txt", "--val-label", "val.txt"]
+    assert main([*argv, "--print-recipe"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)["data"]
+    assert printed["format"] == "list" and printed["source"] == str(data)
+    assert printed["options"] == {"train_label": "train.txt", "val_label": "val.txt"}
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 0
+    cfg = read_config(tmp_path / "run" / "best")
+    assert cfg.provenance["recipe"]["data"]["format"] == "list"
+    assert main(["train", "-r", str(tmp_path / "tiny.yaml"), "--train-label", "t.txt"]) == 2
+    assert "needs --data-dir DIR" in capsys.readouterr().err

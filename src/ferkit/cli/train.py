@@ -25,6 +25,13 @@ def register(app: typer.Typer) -> None:
             "--print-recipe", help="print the resolved recipe and exit")] = False,
         list_: Annotated[bool, typer.Option(
             "--list", help="list shipped recipes and exit")] = False,
+        data_dir: Annotated[str | None, typer.Option(
+            "--data-dir", help="label-list form: folder the listed image paths are relative "
+            "to (as DSAN's train.py --data_dir)")] = None,
+        train_label: Annotated[str | None, typer.Option(
+            "--train-label", help="label-list form: 'path label' file for training")] = None,
+        val_label: Annotated[str | None, typer.Option(
+            "--val-label", help="label-list form: 'path label' file for validation")] = None,
     ) -> None:
         """Train a model from a recipe; writes best/ and last/ checkpoints into the run dir.
 
@@ -37,6 +44,8 @@ def register(app: typer.Typer) -> None:
           ferkit train -r dan_rafdb -d RAF-DB/basic --set trainer.devices=2
 
           ferkit train --out runs/fer --resume
+
+          ferkit train -r dsan_rafdb --data-dir data --train-label train.txt --val-label val.txt
         """
         from ferkit.errors import FerkitError
         from ferkit.training.recipe import list_recipes, load_recipe, recipe_path
@@ -47,6 +56,9 @@ def register(app: typer.Typer) -> None:
                 print(f"{name:<24} {first}")
             return
         overrides = list(set_ or [])
+        if data_dir or train_label or val_label:
+            overrides += label_list_overrides(data_dir or data, train_label, val_label)
+            data = None
         if print_recipe:
             if recipe is None:
                 raise FerkitError("--print-recipe needs --recipe")
@@ -68,3 +80,18 @@ def register(app: typer.Typer) -> None:
             print(f"best checkpoint: {result.best_dir}  ({shown})")
         if result.last_dir is not None:
             print(f"last checkpoint: {result.last_dir}")
+
+
+def label_list_overrides(data_dir: str | None, train_label: str | None,
+                         val_label: str | None) -> list[str]:
+    """Recipe overrides for the label-list form (``--data-dir D --train-label T --val-label V``)."""
+    from ferkit.errors import FerkitError
+
+    if not data_dir or not train_label:
+        raise FerkitError("the label-list form needs --data-dir DIR and --train-label FILE "
+                          "(and usually --val-label FILE); lines read 'relative/path label'")
+    overrides = ["data.format=list", f"data.source={data_dir}",
+                 f"data.options.train_label={train_label}"]
+    if val_label:
+        overrides.append(f"data.options.val_label={val_label}")
+    return overrides
