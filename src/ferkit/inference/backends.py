@@ -17,7 +17,8 @@ How ``kind="auto"`` chooses
     8 on each backend, medians) finds it faster; the measurement is cached next to the ONNX
     file, so it runs once per set of weights and machine.  Anything failing on the ONNX side
     falls back to PyTorch with a warning: "auto" never breaks inference.  On the 2-core CPU
-    we measured ONNX Runtime 2-10x faster than PyTorch eager for the baseline ResNet-18
+    we measured ONNX Runtime 1.5-2x faster than PyTorch eager for the baseline ResNet-18,
+    and far more when PyTorch's threads compete with other work
     (benchmarks/README_inference.md).
 """
 
