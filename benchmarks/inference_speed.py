@@ -113,6 +113,26 @@ def time_end_to_end(recognizers: dict, photos: list[Path], repeats: int):
     return speed, boxes, passes
 
 
+def time_stages(rec, photos: list[Path], repeats: int) -> dict[str, float]:
+    """Seconds per pass spent loading, detecting + aligning, and classifying (all faces of
+    all photos in one classifier call, as the batched pipeline does): medians of passes."""
+    from ferkit.inference.io import load_image
+
+    stages: dict[str, list[float]] = {"load": [], "detect+align": [], "classify": []}
+    for repeat in range(repeats + 1):
+        t0 = time.perf_counter()
+        images = [load_image(str(p)) for p in photos]
+        t1 = time.perf_counter()
+        crops = [face.crop for image in images for face in rec.detect_and_align(image)]
+        t2 = time.perf_counter()
+        rec.classify_crops(crops)
+        t3 = time.perf_counter()
+        if repeat:
+            for name, value in zip(stages, (t1 - t0, t2 - t1, t3 - t2), strict=True):
+                stages[name].append(value)
+    return {name: statistics.median(v) for name, v in stages.items()}
+
+
 def run_fer(fer_python: str, photos: list[Path], repeats: int) -> dict | None:
     env = {**os.environ, "PYTHONPATH": str(BENCH / "fer_stub"), "TF_CPP_MIN_LOG_LEVEL": "3"}
     cmd = [fer_python, str(BENCH / "fer_baseline.py"), "--repeats", str(repeats),
@@ -153,6 +173,7 @@ def main() -> None:
     from ferkit.faces import create_detector
     from ferkit.inference.backends import OnnxBackend, TorchBackend
 
+    load_start = os.getloadavg()  # the machine's other work, reported with the results
     torch.set_num_threads(args.threads)
     model, model_desc = build_model(args)
     cache = tempfile.mkdtemp(prefix="ferkit-bench-")
@@ -176,6 +197,7 @@ def main() -> None:
     recognizers["ferkit onnx"].backend = onnx_backend  # same session as the classifier table
     recognizers["ferkit onnx, batched"] = recognizers["ferkit onnx"]
     speed, boxes, passes = time_end_to_end(recognizers, photos, args.repeats)
+    stages = time_stages(recognizers["ferkit onnx"], photos, args.repeats)
     fer = run_fer(args.fer_python, photos, args.repeats) if args.fer_python else None
     if fer is not None:
         speed["fer 25.10.3"] = fer["median_photos_per_s"]
@@ -183,9 +205,10 @@ def main() -> None:
                                 for k, v in fer["boxes"].items()}
         passes["fer 25.10.3"] = fer["seconds_per_pass"]
 
+    load_end = os.getloadavg()
     print(f"# ferkit inference speed ({platform.processor() or platform.machine()}, "
           f"{args.threads} threads, torch {torch.__version__}, load avg "
-          f"{os.getloadavg()[0]:.1f})")
+          f"{load_start[0]:.1f} at start, {load_end[0]:.1f} at end)")
     print(f"model: {model_desc}; ONNX export+verify+load {export_s:.1f} s (cached after)\n")
     print(f"## Classifier faces/s (median of {args.repeats} calls)\n")
     print("| batch | PyTorch eager | ONNX Runtime | speed-up |\n|---:|---:|---:|---:|")
@@ -203,6 +226,8 @@ def main() -> None:
         scores[name] = {"iou0.5": s5, "iou0.4": s4}
         print(f"| {name} | {speed[name]:.2f} | {s5['recall']}/{s5['of']} | "
               f"{s4['recall']}/{s4['of']} | {s5['unmatched']} | {s5['on_dogs']} |")
+    print("\nferkit onnx, seconds per pass by stage: " + ", ".join(
+        f"{name} {value:.3f}" for name, value in stages.items()))
     if fer is not None:
         fer_speed = speed["fer 25.10.3"]
         print("\nvs fer: " + ", ".join(f"{name} {value / fer_speed:.2f}x" for name, value
@@ -211,7 +236,8 @@ def main() -> None:
         args.json.write_text(json.dumps({
             "model": model_desc, "threads": args.threads, "repeats": args.repeats,
             "classifier_faces_per_s": classifier, "photos_per_s": speed,
-            "seconds_per_pass": passes, "detection": scores, "export_s": export_s,
+            "seconds_per_pass": passes, "stages_s": stages, "detection": scores,
+            "export_s": export_s, "load_avg": [load_start[0], load_end[0]],
         }, indent=2))
 
 

@@ -63,8 +63,10 @@ def test_retinaface_finds_the_43_dlib_faces_and_nothing_else(retinaface):
 def test_retinaface_no_face_in_dogs_photo(retinaface):
     dogs = load_image(shared_path(*DLIB_FACES, "dogs.jpg"))
     assert retinaface.detect(dogs) == []
-    # Without the half-scale check the network reports the two dog faces: the check matters.
-    unchecked = create_detector("retinaface", verify_scale=None).detect(dogs)
+    # At full resolution (916x900) the network reports the two dog faces, and only the
+    # half-scale check removes them: the check matters when max_side is raised or off.
+    assert create_detector("retinaface", max_side=None).detect(dogs) == []
+    unchecked = create_detector("retinaface", verify_scale=None, max_side=None).detect(dogs)
     assert len(unchecked) == 2
 
 
@@ -321,3 +323,14 @@ def test_box_recipe_of_48px_models_matches_fer2013_framing(retinaface):
     expected = 1 / (1 + GRAY48_DATA.face_margin)  # frame side / box side of the recipe
     # Measured median 0.96 on these 41 images: margin 0 fits (0.1 would expect 0.91).
     assert abs(np.median(ratios) - expected) < 0.04
+
+
+def test_retinaface_network_input_is_bgr_minus_mean(retinaface):
+    # _net_input uses one OpenCV call; it must equal the plain numpy recipe the network wants.
+    from retinaface.preprocess import MEAN
+
+    image = np.random.default_rng(0).integers(0, 256, (7, 5, 3), dtype=np.uint8)
+    expected = (image[..., ::-1].astype(np.float32) - np.asarray(MEAN, np.float32))
+    got = retinaface._net_input(image)
+    assert got.shape == (1, 3, 7, 5) and got.dtype == np.float32
+    np.testing.assert_array_equal(got[0], expected.transpose(2, 0, 1))

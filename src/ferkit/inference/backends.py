@@ -17,7 +17,8 @@ How ``kind="auto"`` chooses
     8 on each backend, medians) finds it faster; the measurement is cached next to the ONNX
     file, so it runs once per set of weights and machine.  Anything failing on the ONNX side
     falls back to PyTorch with a warning: "auto" never breaks inference.  On the 2-core CPU
-    we measured ONNX Runtime 2-10x faster than PyTorch eager for the baseline ResNet-18
+    we measured ONNX Runtime 1.5-2x faster than PyTorch eager for the baseline ResNet-18,
+    and far more when PyTorch's threads compete with other work
     (benchmarks/README_inference.md).
 """
 
@@ -104,6 +105,7 @@ class OnnxBackend:
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        no_spinning(options)
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         providers = ["CPUExecutionProvider"]
         if torch.device(device).type == "cuda":
@@ -200,6 +202,19 @@ def cached_onnx_export(model: nn.Module, *, cache_dir: str | Path | None = None)
     finally:
         Path(tmp_name).unlink(missing_ok=True)
     return target
+
+
+def no_spinning(options) -> None:
+    """Make an ONNX Runtime session's idle worker threads sleep instead of spin.
+
+    ORT's workers busy-wait between ops and after each run.  The Recognizer has two sessions
+    (detector and classifier) taking turns, and laptops and shared servers run other work:
+    a spinning pool then steals the cores the active one needs.  Measured on the 2-core
+    benchmark machine under load (benchmarks/README_inference.md): ResNet-18 at batch 1,
+    2 threads, 33 faces/s spinning vs 71 not spinning (1 thread: 70).
+    """
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
 
 
 def onnxruntime_available() -> bool:
