@@ -158,7 +158,7 @@ def explain(recognizer: Any, image: Any, *, method: str = "gradcam",
                             target_layer=target_layer)
     label_names = tuple(recognizer.config.label_names)
     return [
-        _face_explanation(face, recognizer._face_result(face, result.probs[i], None), result, i,
+        _face_explanation(face, recognizer.face_result(face, result.probs[i]), result, i,
                           label_names)
         for i, face in enumerate(aligned)
     ]

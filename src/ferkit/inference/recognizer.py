@@ -207,7 +207,7 @@ class Recognizer:
                     yield item
                     continue
                 name, width, height, faces = item
-                results = tuple(self._face_result(face, probs[row + j], top_k)
+                results = tuple(self.face_result(face, probs[row + j], top_k)
                                 for j, face in enumerate(faces))
                 row += len(faces)
                 yield ImageResult(source=name, width=width, height=height, faces=results)
@@ -264,8 +264,10 @@ class Recognizer:
         exp = np.exp(shifted)
         return exp / exp.sum(axis=1, keepdims=True)
 
-    def _face_result(self, face: AlignedFace, probs: np.ndarray,
-                     top_k: int | None) -> FaceResult:
+    def face_result(self, face: AlignedFace, probs: np.ndarray,
+                    top_k: int | None = None) -> FaceResult:
+        """The :class:`FaceResult` for an aligned face and its class probabilities (what
+        ``__call__`` returns per face; explainers reuse it for the faces they explain)."""
         names = self.config.label_names
         best = int(np.argmax(probs))
         if top_k is None:
