@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from ferkit.cli._options import check_choice
 from ferkit.errors import FerkitError
 
 
@@ -78,8 +79,7 @@ def register(app: typer.Typer) -> None:
         """
         from ferkit.data.check import check_dataset
 
-        if output not in ("human", "json"):
-            raise FerkitError(f"--output must be human or json, not {output!r}")
+        check_choice(output, ("human", "json"), option="--output")
         options = _parse_options(option or [])
         if label_order is not None:
             options["label_order"] = (label_order if "," not in label_order

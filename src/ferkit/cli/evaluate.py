@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from ferkit.cli._options import check_choice
+
 DataOpt = Annotated[str, typer.Option("--data", "-d", help="dataset path (or 'fake' for a "
                                       "synthetic smoke-test set)")]
 DataFormatOpt = Annotated[str | None, typer.Option(
@@ -35,13 +37,6 @@ def _open(data: str, data_format: str | None, split: str, options: list[str] | N
         return open_split({"format": "fake", "options": parsed}, split)
     return open_split({"format": data_format, "source": data, "options": parsed}, split)
 
-
-def _check_format(value: str) -> str:
-    from ferkit.errors import FerkitError
-
-    if value not in ("human", "json", "quiet"):
-        raise FerkitError(f"--format must be human, json or quiet, not {value!r}")
-    return value
 
 
 def register(app: typer.Typer) -> None:
@@ -75,7 +70,7 @@ def register(app: typer.Typer) -> None:
         from ferkit.checkpoint import load_checkpoint
         from ferkit.evaluation import evaluate as run_evaluation
 
-        _check_format(format)
+        check_choice(format)
         model = load_checkpoint(checkpoint, map_location=device)
         dataset = _open(data, data_format, split, option)
         report = run_evaluation(model, dataset, batch_size=batch_size, tta=tta, device=device,
@@ -120,7 +115,7 @@ def register(app: typer.Typer) -> None:
         from ferkit.evaluation import compare as run_compare
         from ferkit.evaluation import comparison_table
 
-        _check_format(format)
+        check_choice(format)
         dataset = _open(data, data_format, split, option)
         reports = run_compare(checkpoints, dataset, batch_size=batch_size, tta=tta,
                               device=device)

@@ -8,17 +8,12 @@ from typing import Annotated
 
 import typer
 
+from ferkit.cli._options import check_choice
+
 FormatOpt = Annotated[
     str, typer.Option("--format", "-f", help="human (one line per file), json, or quiet")
 ]
 
-
-def _check_format(value: str) -> str:
-    from ferkit.errors import FerkitError
-
-    if value not in ("human", "json", "quiet"):
-        raise FerkitError(f"--format must be human, json or quiet, not {value!r}")
-    return value
 
 
 def _report(rows: list[dict], format: str, human: list[str]) -> None:
@@ -69,7 +64,7 @@ def register(app: typer.Typer) -> None:
         from ferkit.explain import explain
         from ferkit.explain.visualize import face_figure, overlay_on_image
 
-        _check_format(format)
+        check_choice(format)
         recognizer = ferkit.Recognizer.from_pretrained(model, device=device, detector=detector)
         explanations = explain(recognizer, path, method=method, target=target,
                                target_layer=layer)
@@ -125,7 +120,7 @@ def register(app: typer.Typer) -> None:
         from ferkit.data import open_dataset
         from ferkit.explain.embeddings import embed_checkpoint
 
-        _check_format(format)
+        check_choice(format)
         dataset = open_dataset(data, format=data_format, split=split)
         result = embed_checkpoint(checkpoint, dataset, out, method=method,
                                   max_samples=max_samples, seed=seed)
@@ -153,6 +148,6 @@ def register(app: typer.Typer) -> None:
         """
         from ferkit.explain.plots import plot_run
 
-        _check_format(format)
+        check_choice(format)
         paths = plot_run(run_dir, out)
         _report([{"png": str(p)} for p in paths], format, [str(p) for p in paths])

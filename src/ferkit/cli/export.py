@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from ferkit.cli._options import check_choice
+
 
 def register(app: typer.Typer) -> None:
     @app.command("export")
@@ -34,11 +36,9 @@ def register(app: typer.Typer) -> None:
 
           ferkit export default --onnx ferkit.onnx --opset 17 --format json
         """
-        from ferkit.errors import FerkitError
         from ferkit.export import export_onnx
 
-        if format not in ("human", "json", "quiet"):
-            raise FerkitError(f"--format must be human, json or quiet, not {format!r}")
+        check_choice(format)
         report = export_onnx(checkpoint, onnx, opset=opset, exporter=exporter,
                              dynamic_batch=not static_batch, verify=not no_verify)
         if format == "json":

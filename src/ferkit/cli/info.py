@@ -8,17 +8,12 @@ from typing import Annotated
 
 import typer
 
+from ferkit.cli._options import check_choice
+
 FormatOpt = Annotated[
     str, typer.Option("--format", "-f", help="human (table), json, or quiet (names only)")
 ]
 
-
-def _check_format(value: str) -> str:
-    from ferkit.errors import FerkitError
-
-    if value not in ("human", "json", "quiet"):
-        raise FerkitError(f"--format must be human, json or quiet, not {value!r}")
-    return value
 
 
 def register(app: typer.Typer) -> None:
@@ -68,7 +63,7 @@ def register(app: typer.Typer) -> None:
         from ferkit.models.registry import get_model_entry, list_models
         from ferkit.weights import list_shipped
 
-        _check_format(format)
+        check_choice(format)
         names = list_models(pattern)
         shipped = list_shipped()
         if format == "json":

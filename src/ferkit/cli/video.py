@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from ferkit.cli._options import check_choice
+
 ModelOpt = Annotated[str, typer.Option(
     "--model", "-m", help="checkpoint directory or shipped model name")]
 BackendOpt = Annotated[str, typer.Option(
@@ -57,11 +59,9 @@ def register(app: typer.Typer) -> None:
             TimeRemainingColumn,
         )
 
-        from ferkit.errors import FerkitError
         from ferkit.inference.video import analyze_video, video_info
 
-        if format not in ("human", "json", "quiet"):
-            raise FerkitError(f"--format must be human, json or quiet, not {format!r}")
+        check_choice(format)
         fps, total, (width, height) = video_info(source)
         recognizer = _recognizer(model, device, backend)
         progress = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
