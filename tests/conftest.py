@@ -44,3 +44,13 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     model = ferkit.create_model("baseline", backbone="resnet10t", input_size=(3, 64, 64))
     return ferkit.save_checkpoint(model, tmp_path_factory.mktemp("tiny-ckpt"),
                                   provenance={"dataset": "none (random weights, tests only)"})
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread: on a loaded 2-core machine two threads spin against each other
+    (measured ~10x slower per training step)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -16,13 +16,7 @@ from ferkit.evaluation import compute_metrics, evaluate
 NAMES = ("neutral", "happy", "sad")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # On a loaded 2-core machine, 2 intra-op threads spin against each other (~10x slower).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_metrics_equal_hand_computed_values():
