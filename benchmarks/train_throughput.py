@@ -70,10 +70,10 @@ def _rss() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def make_model(name: str, size: int, seed: int):
+def make_model(name: str, size: int, seed: int, channels: int = 3):
     torch.manual_seed(seed)
     kwargs = {"backbone": "resnet18"} if name == "baseline" else {}
-    input_size = (1, 48, 48) if name == "deep_emotion" else (3, size, size)
+    input_size = (1, 48, 48) if name == "deep_emotion" else (channels, size, size)
     return ferkit.create_model(name, input_size=input_size, **kwargs)
 
 
@@ -84,8 +84,10 @@ def batches(model, n: int, batch_size: int, device) -> DataLoader:
     return DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=False)
 
 
-def plain_loop(model, loader, warmup: int, device) -> tuple[float, float]:
+def plain_loop(model, loader, warmup: int, device, channels_last: bool) -> tuple[float, float]:
     model.to(device).train()
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    model.to(memory_format=layout)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     start = None
     with PeakRSS() as mem:
@@ -93,7 +95,7 @@ def plain_loop(model, loader, warmup: int, device) -> tuple[float, float]:
             if i == warmup:
                 _sync(device)
                 start = time.perf_counter()
-            x, y = x.to(device), y.to(device)
+            x, y = x.to(device).contiguous(memory_format=layout), y.to(device)
             loss = F.cross_entropy(model(x).logits, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -120,10 +122,11 @@ class _Timer(L.Callback):
             self.elapsed = time.perf_counter() - self.start
 
 
-def ferkit_engine(model, loader, warmup: int, device) -> tuple[float, float]:
+def ferkit_engine(model, loader, warmup: int, device, channels_last: bool
+                  ) -> tuple[float, float]:
     recipe = {"model": {"name": model.ferkit_config.architecture},
               "optimizer": {"name": "sgd", "lr": 0.01, "momentum": 0.9},
-              "trainer": {"epochs": 1}}
+              "trainer": {"epochs": 1, "channels_last": channels_last}}
     module = FERModule(recipe, model=model)
     timer = _Timer(warmup, device)
     trainer = L.Trainer(max_epochs=1, accelerator="gpu" if device.type == "cuda" else "cpu",
@@ -159,6 +162,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(MODELS))
     parser.add_argument("--size", type=int, default=64, help="input side (deep_emotion: 48)")
+    parser.add_argument("--channels", type=int, default=3, choices=(1, 3),
+                        help="input channels (deep_emotion: 1); 1 with --size 48 is the "
+                             "fer2013_resnet18 recipe's shape")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--steps", type=int, default=5, help="timed steps per repetition")
     parser.add_argument("--warmup", type=int, default=2)
@@ -166,6 +172,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers (loader)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--nchw", action="store_true",
+                        help="both loops in NCHW layout (default: channels_last, as recipes "
+                             "train: trainer.channels_last)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -175,25 +184,27 @@ def main() -> None:
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
 
     print(f"device {device} ({torch.get_num_threads()} threads), batch {args.batch_size}, "
+          f"{'NCHW' if args.nchw else 'channels_last'}, "
           f"{args.warmup}+{args.steps} steps x {args.reps} reps (median)")
     header = (f"{'model':<13} {'input':<9} {'plain img/s':>11} {'ferkit img/s':>12} "
-              f"{'ferkit/plain':>12} {'plain MiB':>9} {'ferkit MiB':>10} {'loader img/s':>12}")
+              f"{'ferkit/plain':>12} {'extra ms/step':>13} {'plain MiB':>9} {'ferkit MiB':>10} "
+              f"{'loader img/s':>12}")
     print(header)
     print("-" * len(header))
     n = args.warmup + args.steps
     for name in args.models:
         plain_t, eng_t, plain_m, eng_m = [], [], [], []
         for kind in (plain_loop, ferkit_engine):  # untimed: first-touch allocations, caches
-            kind(make_model(name, args.size, 0), batches(make_model(name, args.size, 0), 2,
-                                                          args.batch_size, device), 1, device)
+            warm = make_model(name, args.size, 0, args.channels)
+            kind(warm, batches(warm, 2, args.batch_size, device), 1, device, not args.nchw)
         for rep in range(args.reps):
             for kind in (("plain", "ferkit") if rep % 2 == 0 else ("ferkit", "plain")):
-                model = make_model(name, args.size, seed=rep)
+                model = make_model(name, args.size, rep, args.channels)
                 loader = batches(model, n, args.batch_size, device)
                 if device.type == "cuda":
                     torch.cuda.reset_peak_memory_stats()
                 run = plain_loop if kind == "plain" else ferkit_engine
-                elapsed, mib = run(model, loader, args.warmup, device)
+                elapsed, mib = run(model, loader, args.warmup, device, not args.nchw)
                 if device.type == "cuda":
                     mib = torch.cuda.max_memory_allocated() / 2**20
                 (plain_t if kind == "plain" else eng_t).append(elapsed)
@@ -202,11 +213,16 @@ def main() -> None:
         images = args.steps * args.batch_size
         plain_ips = images / statistics.median(plain_t)
         eng_ips = images / statistics.median(eng_t)
-        loader_ips = loader_alone(make_model(name, args.size, 0), 8 * args.batch_size,
+        # The engine's cost per step beyond the plain loop's: fixed (Lightning's hooks and
+        # logging), so it matters only where a step itself is short.
+        extra_ms = 1000 * (statistics.median(eng_t) - statistics.median(plain_t)) / args.steps
+        model = make_model(name, args.size, 0, args.channels)
+        loader_ips = loader_alone(model, 8 * args.batch_size,
                                   args.batch_size, args.workers)
-        size = "x".join(map(str, make_model(name, args.size, 0).ferkit_config.data.input_size))
+        size = "x".join(map(str, model.ferkit_config.data.input_size))
         print(f"{name:<13} {size:<9} {plain_ips:>11.1f} {eng_ips:>12.1f} "
-              f"{eng_ips / plain_ips:>12.3f} {max(plain_m):>9.0f} {max(eng_m):>10.0f} "
+              f"{eng_ips / plain_ips:>12.3f} {extra_ms:>13.1f} {max(plain_m):>9.0f} "
+              f"{max(eng_m):>10.0f} "
               f"{loader_ips:>12.0f}", flush=True)
 
 

@@ -205,7 +205,9 @@ def train(
     with warnings.catch_warnings():
         # Lightning's advice about num_workers on 2-core machines is noise in a CLI run.
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-        warnings.filterwarnings("ignore", message=".*_pytree.*")
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # Lightning vs torch 2.14
+        # FERModule's own batch hook (channels_last) is the intended one: not news.
+        warnings.filterwarnings("ignore", message=".*overridden `on_after_batch_transfer`.*")
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     best = run_dir / "best"

@@ -90,6 +90,17 @@ class FERModule(L.LightningModule):
         self.val_f1 = MulticlassF1Score(num_classes, average="macro")
 
     # ----------------------------------------------------------------- steps
+    def setup(self, stage: str) -> None:
+        # Before the optimisers exist; parameters keep their identity, only their layout changes.
+        if self.recipe.trainer.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        x, y = batch
+        if self.recipe.trainer.channels_last and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, y
+
     def forward(self, x: Tensor):
         return self.model(x)
 
