@@ -12,6 +12,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 # backend="auto" exports models to ONNX and caches them: keep that out of the home directory.
 os.environ.setdefault("FERKIT_CACHE", tempfile.mkdtemp(prefix="ferkit-test-cache-"))
+# `ferkit models add` writes under FERKIT_HOME: never the developer's own ~/.ferkit.
+os.environ["FERKIT_HOME"] = tempfile.mkdtemp(prefix="ferkit-test-home-")
 
 import torch
 
@@ -37,7 +39,8 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:
     """A randomly initialised 7-class checkpoint (baseline resnet10t, 3x64x64, 5-point
-    alignment): real files in ferkit's format, for tests until the shipped model exists."""
+    alignment): real files in ferkit's format, small and fast; the shipped model has its
+    own tests (test_default_model.py)."""
     import ferkit
 
     torch.manual_seed(0)

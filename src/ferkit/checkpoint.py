@@ -65,7 +65,7 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
     """Build the model a checkpoint describes and load its weights (eval mode).
 
     ``path`` is a checkpoint directory, its ``model.safetensors`` or ``config.json``, or
-    the name of weights shipped with ferkit (``"default"``).
+    the name of weights shipped with ferkit (``"default"``) or of a user model.
     """
     from ferkit.models.registry import build_from_config
 
@@ -80,17 +80,17 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
 
 
 def resolve_checkpoint_dir(path: str | Path) -> Path:
-    """The checkpoint directory for a path or a shipped-weights name."""
-    from ferkit.weights import shipped_weights_dir
+    """The checkpoint directory for a path, or a shipped or user model's name."""
+    from ferkit.weights import named_weights_dir
 
     candidate = Path(path)
     if not candidate.exists():
-        shipped = shipped_weights_dir(str(path))
-        if shipped is not None:
-            return shipped
+        named = named_weights_dir(str(path))
+        if named is not None:
+            return named
         raise CheckpointError(
             f"checkpoint {str(path)!r} not found: give a directory holding {WEIGHTS_NAME} and "
-            f"{CONFIG_NAME}, or a shipped model name (`ferkit models list`)"
+            f"{CONFIG_NAME}, or a model name from `ferkit models list`"
         )
     directory = candidate.parent if candidate.is_file() else candidate
     missing = [n for n in (WEIGHTS_NAME, CONFIG_NAME) if not (directory / n).is_file()]
