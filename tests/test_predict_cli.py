@@ -128,8 +128,3 @@ def test_usage_errors_exit_2(capsys, photo_dir, tiny_checkpoint, tmp_path):
     assert status == 2 and "no images to read" in err and "does not exist" in err
     status, _, err = _run(capsys, photo_dir, "--model", tiny_checkpoint, "--format", "xml")
     assert status == 2 and "--format must be one of" in err
-    status, _, err = _run(capsys, photo_dir)
-    from ferkit.weights import shipped_weights_dir
-
-    if shipped_weights_dir("default") is None:
-        assert status == 2 and "no default model ships" in err

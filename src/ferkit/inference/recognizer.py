@@ -105,7 +105,8 @@ class Recognizer:
 
         if name_or_path == "default" and shipped_weights_dir("default") is None:
             raise CheckpointError(
-                "no default model ships with this ferkit install yet: pass a checkpoint "
+                "no default model ships with this ferkit install (its weights are missing from "
+                "ferkit/weights/: reinstall ferkit), or pass a checkpoint "
                 "directory (one written by ferkit.save_checkpoint or `ferkit train`), e.g. "
                 "Recognizer.from_pretrained('runs/dan/best') or `ferkit predict --model DIR`"
             )

