@@ -64,6 +64,12 @@ def test_add_use_and_remove_a_user_model(capsys, home, tiny_checkpoint):
     assert _run(capsys, "add", "my-model", tiny_checkpoint, "--overwrite")[0] == 0
     assert sorted(p.name for p in (home / "models").iterdir()) == ["my-model"]  # no leftovers
 
+    # A user model whose config.json broke is listed as such, not fatal to the listing.
+    (home / "models" / "my-model" / "config.json").write_text("{not json")
+    status, out, _ = _run(capsys, "list")
+    assert status == 0 and "my-model" in out and "unreadable: cannot read" in out
+    assert f"{DEFAULT_NAME} (default)" in out
+
     status, out, _ = _run(capsys, "remove", "my-model")
     assert status == 0 and list_user_models() == []
     status, _, err = _run(capsys, "remove", "my-model")

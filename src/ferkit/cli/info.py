@@ -169,9 +169,13 @@ def _user_dir() -> str:
 def _weights_row(name: str, kind: str) -> dict:
     """One line about a named model, from its config.json (never loads the weights)."""
     from ferkit.checkpoint import read_config
+    from ferkit.errors import CheckpointError
     from ferkit.weights import named_weights_dir
 
-    cfg = read_config(named_weights_dir(name))
+    try:
+        cfg = read_config(named_weights_dir(name))
+    except CheckpointError as exc:  # one broken user model must not hide the others
+        return {"name": name, "kind": kind, "summary": f"unreadable: {exc}"}
     size = "x".join(map(str, cfg.data.input_size))
     accuracy = next((f"{k} {_fmt(v)}" for k, v in cfg.metrics.items() if "accuracy" in k), "")
     summary = f"{cfg.architecture}, {len(cfg.label_names)} classes, {size}"
