@@ -137,8 +137,8 @@ class TrainerSpec:
     monitor: Literal["val/acc", "val/f1_macro", "val/loss"] = "val/acc"
     detect_nonfinite: bool = True
     progress_bar: bool = True
-    # NHWC layout for convolutions: 1.4x faster ResNet-18 training on AVX2 CPUs (measured,
-    # benchmarks/README_training.md); the numbers are the same, only the memory order differs.
+    # NHWC layout for convolutions: up to 1.4x faster ResNet-18 training on AVX2 CPUs (one
+    # probe; another saw no gain: benchmarks/README_training.md); only the memory order differs.
     channels_last: bool = True
 
 
