@@ -23,3 +23,18 @@ def test_console_script_runs_as_module():
     out = subprocess.run([sys.executable, "-m", "ferkit", "version"], capture_output=True,
                          text=True, check=True)
     assert out.stdout.strip() == "0.1.0"
+
+
+def test_usage_errors_print_usage_not_a_traceback(capsys):
+    # typer's parser errors (its vendored click in newer releases) end as click's usage text.
+    cases = [
+        (["data", "cache", "a.csv", "b.npz", "--out", "x"], "Error: No such option: --out"),
+        (["data", "cache"], "Error: Missing argument 'csv'."),
+        (["no-such-command"], "Error: No such command 'no-such-command'."),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert "Traceback" not in err
+        assert err.strip().splitlines()[-1] == message
+        assert "--help' for help." in err

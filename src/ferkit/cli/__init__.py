@@ -17,6 +17,16 @@ import typer
 
 from ferkit.errors import FerkitError
 
+# Newer typer parses with its own vendored copy of click, whose exceptions are not click's:
+# catch both families, so a usage error never surfaces as a traceback.
+try:
+    from typer._click.exceptions import ClickException as _TyperClickException
+except ImportError:  # typer on the real click
+    _TyperClickException = click.ClickException
+_EXIT = (click.exceptions.Exit, typer.Exit)
+_USAGE = (click.ClickException, _TyperClickException)
+_ABORT = (click.exceptions.Abort, typer.Abort)
+
 app = typer.Typer(
     name="ferkit",
     help=(
@@ -59,12 +69,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except click.exceptions.Exit as exc:
+    except _EXIT as exc:
         return exc.exit_code
-    except click.ClickException as exc:
+    except _USAGE as exc:
         exc.show()
         return exc.exit_code
-    except click.exceptions.Abort:
+    except _ABORT:
         print("aborted", file=sys.stderr)
         return 130
     except KeyboardInterrupt:
