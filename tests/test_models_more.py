@@ -377,6 +377,26 @@ def test_dsan_trains(dsan_model):
     model.zero_grad(set_to_none=True)
 
 
+def test_dsan_without_stem_pool_keeps_twice_the_resolution(tmp_path, dsan_model):
+    # FER2013's 48x48 faces: a 3x3 final map instead of 2x2, same weights and key names.
+    gray48 = {"input_size": (1, 48, 48), "mean": (0.5,), "std": (0.5,)}
+    small = ferkit.create_model("dsan", stem_pool=False, **gray48).eval()
+    assert small.state_dict().keys() == dsan_model.state_dict().keys()
+    x = torch.randn(2, 1, 48, 48, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        out = small(x)
+        pooled = ferkit.create_model("dsan", **gray48).eval()
+        pooled.load_state_dict(small.state_dict())
+        assert pooled(x).feature_map.shape == (2, 512, 2, 2)
+    assert out.feature_map.shape == (2, 512, 3, 3)
+    assert out.attention["mff_maps"].shape == (2, 4, 3, 3)
+    # The option travels with the checkpoint: reloading rebuilds the pool-free trunk.
+    ferkit.save_checkpoint(small, tmp_path)
+    with torch.no_grad():
+        torch.testing.assert_close(ferkit.load_checkpoint(tmp_path)(x).logits, out.logits,
+                                   rtol=0, atol=0)
+
+
 def test_dsan_checkpoint_round_trip(tmp_path, dsan_model):
     model = dsan_model.eval()
     x = torch.randn(1, 3, 64, 64)

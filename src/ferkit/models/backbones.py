@@ -25,11 +25,18 @@ from ferkit.errors import CheckpointError, FerkitError
 RESNET18_CHANNELS = 512
 
 
-def resnet18_trunk(in_chans: int = 3) -> nn.Sequential:
-    """ResNet-18 without ``avgpool``/``fc``: ``(B, in_chans, H, W) -> (B, 512, H/32, W/32)``."""
+def resnet18_trunk(in_chans: int = 3, *, stem_pool: bool = True) -> nn.Sequential:
+    """ResNet-18 without ``avgpool``/``fc``: ``(B, in_chans, H, W) -> (B, 512, H/32, W/32)``.
+
+    ``stem_pool=False`` replaces the stem's max-pool with an identity, so the map is
+    ``H/16 x W/16``: for small faces (FER2013's 48x48 gives a 3x3 final map instead of 2x2).
+    The pool has no weights, so the state dict (and every checkpoint) is the same.
+    """
     net = resnet18(weights=None)
     if in_chans != 3:
         net.conv1 = nn.Conv2d(in_chans, 64, kernel_size=7, stride=2, padding=3, bias=False)
+    if not stem_pool:
+        net.maxpool = nn.Identity()
     return nn.Sequential(*list(net.children())[:-2])
 
 

@@ -148,14 +148,16 @@ class DSAN(nn.Module):
         in_chans: input channels.
         gfe_hidden: bottleneck width of the sparse attention block.
         subspaces: number of MFF-AN representation sub-spaces (S).
+        stem_pool: keep the trunk's stem max-pool; ``False`` halves the trunk's total
+            stride to 16 for small inputs (48x48 FER2013 faces: a 3x3 map, not 2x2).
     """
 
     def __init__(self, *, num_classes: int = 7, in_chans: int = 3, gfe_hidden: int = 64,
-                 subspaces: int = 4) -> None:
+                 subspaces: int = 4, stem_pool: bool = True) -> None:
         super().__init__()
         self.num_classes = num_classes
         self.num_features = 2 * RESNET18_CHANNELS
-        self.features = resnet18_trunk(in_chans)
+        self.features = resnet18_trunk(in_chans, stem_pool=stem_pool)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.gfe = SparseElementAttention(RESNET18_CHANNELS, gfe_hidden)
         self.gfe_fc = nn.Linear(RESNET18_CHANNELS, num_classes)
@@ -212,12 +214,13 @@ class DSAN(nn.Module):
     "recognition in the wild, IJMLC 2024 (no public code; ferkit's design, see docs)",
 )
 def dsan(*, num_classes: int = 7, in_chans: int = 3, gfe_hidden: int = 64, subspaces: int = 4,
+         stem_pool: bool = True,
          backbone_weights: str | Path | Mapping[str, Tensor] | None = None) -> DSAN:
     """DSAN; ``backbone_weights`` is a ResNet-18 checkpoint (e.g. the MS-Celeb-1M
     ``resnet18_msceleb.pth`` in torchvision key names, or its state dict) loaded into the
     trunk; init-only, recorded in the config's provenance, not its kwargs."""
     model = DSAN(num_classes=num_classes, in_chans=in_chans, gfe_hidden=gfe_hidden,
-                 subspaces=subspaces)
+                 subspaces=subspaces, stem_pool=stem_pool)
     if backbone_weights is not None:
         from ferkit.models.backbones import load_resnet18_trunk_weights
 
