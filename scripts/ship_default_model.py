@@ -1,6 +1,6 @@
 """Measure a trained FER2013 checkpoint and write it into the package as shipped weights.
 
-    python scripts/ship_default_model.py runs/fer2013_resnet18/best \
+    python scripts/ship_default_model.py runs/fer2013_dsan/best \
         --data ../shared/data/fer2013/fer2013.csv.gz --train-minutes 95
 
 What it does, in order:
@@ -9,8 +9,9 @@ What it does, in order:
    PrivateTest with flip TTA (for reference; ``ferkit predict`` does not flip);
 2. stores the weights as fp16 (the 25 MB package budget), reloads them and evaluates
    PrivateTest again: it refuses to ship when fp16 costs 0.2 points or more;
-3. writes ``src/ferkit/weights/<name>/`` with the metrics and the model card's facts in
-   ``config.json`` (no local paths), and prints the numbers for docs/model-card.md.
+3. writes ``src/ferkit/weights/<name>/`` (``<name>``: the run's recipe name unless given)
+   with the metrics and the model card's facts in ``config.json`` (no local paths), and
+   prints the numbers for docs/model-card.md.
 
 The test ``tests/test_default_model.py`` re-measures the shipped files against these
 numbers, so re-running this script is the only way the card and the weights change.
@@ -39,9 +40,6 @@ CARD_FACTS = {
                "numbers only",
     "data_licence": "FER2013 was released for the ICML 2013 challenge for research; these "
                     "weights are derived from it and are for research use, not commercial use",
-    "recipe": "fer2013_resnet18 (src/ferkit/training/recipes/fer2013_resnet18.yaml)",
-    "reproduce": "ferkit train -r fer2013_resnet18 -d fer2013.csv.gz --out RUN; then "
-                 "python scripts/ship_default_model.py RUN/best --data fer2013.csv.gz",
     "input_pipeline": "RetinaFace box -> square of the box's longer side (face margin 0.0, "
                       "FER2013's framing) -> grayscale 48x48 bilinear -> (x/255 - 0.5) / 0.5",
     "limits": "trained on FER2013 only: low-resolution, mostly frontal, web-scraped faces with "
@@ -50,6 +48,14 @@ CARD_FACTS = {
               "measured or enforced; an expression is not an emotion: do not use for decisions "
               "about people",
 }
+
+
+def _recipe_facts(recipe_name: str) -> dict[str, str]:
+    return {
+        "recipe": f"{recipe_name} (src/ferkit/training/recipes/{recipe_name}.yaml)",
+        "reproduce": f"ferkit train -r {recipe_name} -d fer2013.csv.gz --out RUN; then "
+                     "python scripts/ship_default_model.py RUN/best --data fer2013.csv.gz",
+    }
 
 
 def _report(model, data: str, split: str, **options) -> dict:
@@ -62,9 +68,9 @@ def _report(model, data: str, split: str, **options) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint", help="RUN/best of a fer2013_resnet18 run")
+    parser.add_argument("checkpoint", help="RUN/best of a FER2013 recipe's run")
     parser.add_argument("--data", required=True, help="fer2013.csv[.gz] or its npz cache")
-    parser.add_argument("--name", default="fer2013_resnet18")
+    parser.add_argument("--name", help="shipped name (default: the run's recipe name)")
     parser.add_argument("--train-minutes", type=float, help="wall time of the training run")
     parser.add_argument("--hardware", default="2 CPU cores (AMD EPYC, AVX2), no GPU")
     args = parser.parse_args()
@@ -72,6 +78,11 @@ def main() -> None:
 
     model = load_checkpoint(args.checkpoint)
     cfg = read_config(args.checkpoint)
+    recipe = json.loads(json.dumps(cfg.provenance.get("recipe", {})))
+    recipe_name = recipe.get("name")
+    if not recipe_name or recipe_name == "custom":
+        raise SystemExit(f"{args.checkpoint} was not trained from a named recipe: only a "
+                         "shipped recipe reproduces shipped weights")
     fp32 = {
         "publictest": _report(model, args.data, "val"),
         "privatetest": _report(model, args.data, "test"),
@@ -91,7 +102,6 @@ def main() -> None:
     if loss >= 0.2:
         raise SystemExit(f"fp16 costs {loss:.2f} points on PrivateTest (limit 0.2): not shipped")
 
-    recipe = json.loads(json.dumps(cfg.provenance.get("recipe", {})))
     if recipe.get("data", {}).get("source"):
         recipe["data"]["source"] = Path(recipe["data"]["source"]).name  # no local paths
     metrics = {
@@ -113,10 +123,11 @@ def main() -> None:
         "trained_with": cfg.provenance.get("trained_with"),
         "weights": "fp16 (cast to fp32 when loaded)",
     }
-    provenance = {"model_card": {**CARD_FACTS, "training": training}, "recipe": recipe}
+    provenance = {"model_card": {**CARD_FACTS, **_recipe_facts(recipe_name),
+                                 "training": training}, "recipe": recipe}
     # The run's provenance holds local paths (dataset source, run dir): replace it whole.
     model.ferkit_config = model.ferkit_config.replace(metrics={}, provenance={})
-    target = ROOT / "src" / "ferkit" / "weights" / args.name
+    target = ROOT / "src" / "ferkit" / "weights" / (args.name or recipe_name)
     save_checkpoint(model, target, half=True, metrics=metrics, provenance=provenance)
     size = (target / "model.safetensors").stat().st_size / 2**20
     print(f"wrote {target} ({size:.1f} MiB), ferkit {ferkit.__version__}")
