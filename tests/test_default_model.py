@@ -39,7 +39,7 @@ def test_default_weights_ship_within_budget_with_a_card(default_dir):
     assert "research" in card["data_licence"]
     # The card's figure is what the README and docs/model-card.md quote.
     accuracy = cfg.metrics["fer2013_privatetest_accuracy"]
-    assert accuracy > 0.5  # trained: always answering "happy" scores 25%
+    assert accuracy > 0.66  # issue #5's floor for a CPU-trained model (fer: 65.8%)
     percent = f"{100 * accuracy:.2f}%"
     assert percent in (REPO / "docs" / "model-card.md").read_text()
     assert percent in (REPO / "README.md").read_text()
@@ -49,7 +49,7 @@ def test_default_weights_ship_within_budget_with_a_card(default_dir):
 
 def test_default_resolves_everywhere(default_dir):
     model = ferkit.load_checkpoint("default")
-    assert model.ferkit_config.architecture == "baseline"
+    assert model.ferkit_config.architecture == "dsan"  # an attention model from the papers
     assert ferkit.load_checkpoint(DEFAULT_NAME).state_dict().keys() == model.state_dict().keys()
     # fp16 on disk, fp32 in memory
     assert all(t.dtype == torch.float32 for t in model.state_dict().values()

@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
 
           ferkit train --list
 
-          ferkit train --recipe fer2013_resnet18 --data fer2013.csv.gz --out runs/fer
+          ferkit train --recipe fer2013_dsan --data fer2013.csv.gz --out runs/fer
 
           ferkit train -r dan_rafdb -d RAF-DB/basic --set trainer.devices=2
 

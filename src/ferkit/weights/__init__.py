@@ -22,9 +22,9 @@ from ferkit.errors import CheckpointError
 _HERE = Path(__file__).resolve().parent
 
 #: public name -> checkpoint directory name inside this package
-SHIPPED: dict[str, str] = {"fer2013_resnet18": "fer2013_resnet18"}
+SHIPPED: dict[str, str] = {"fer2013_dsan": "fer2013_dsan"}
 #: the name "default" resolves to this shipped model
-DEFAULT_NAME: str | None = "fer2013_resnet18"
+DEFAULT_NAME: str | None = "fer2013_dsan"
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
