@@ -6,58 +6,117 @@ lives in one frozen object, saved as ``config.json`` beside ``model.safetensors`
 attached to every model built by :func:`ferkit.create_model` as ``model.ferkit_config``.
 Preprocessing is derived from it (:func:`ferkit.data.transforms.eval_transform`), never
 re-typed at call sites.
+
+Both classes are typed, validated pydantic models: every way a config comes into being
+(``create_model``, :meth:`ModelConfig.from_dict` for ``config.json`` and ONNX metadata,
+:meth:`~DataConfig.replace`) checks every field, and a bad one raises
+:class:`~ferkit.errors.ConfigError` naming the field, what is wrong and what to do, so a
+hand-edited ``std: [0]`` fails at load time instead of dividing by zero at inference.
+Adding a field is one annotated line here (its type and limits are its validation).
+
+Example:
+    >>> DataConfig(input_size=(1, 48, 48), mean=(0.5,), std=(0.5,)).in_chans
+    1
+    >>> ModelConfig.from_dict({"architecture": "dan", "label_names": ["happy", "sad"],
+    ...                        "data": {"std": [0.2, 0.2, 0]}}, source="config.json")
+    Traceback (most recent call last):
+    ...
+    ferkit.errors.ConfigError: config.json: field data.std[2] = 0 is invalid: must be \
+greater than 0; fix that field (or re-save the checkpoint with ferkit)
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from dataclasses import dataclass, field
-from typing import Any
+import math
+from typing import Annotated, Any, Literal
 
-from ferkit.errors import CheckpointError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from ferkit.errors import ConfigError, FerkitError
 
 CONFIG_VERSION = 1
 
+_FROZEN = ConfigDict(frozen=True, extra="forbid", validate_default=True)
 
-@dataclass(frozen=True)
-class DataConfig:
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return float(value)
+
+
+#: ints and floats only: ``"0.5"`` or ``true`` in a config.json is a mistake, not a number.
+Number = Annotated[StrictInt | StrictFloat, AfterValidator(_finite)]
+Side = Annotated[StrictInt, Field(ge=1, le=4096)]
+
+
+class _Frozen(BaseModel):
+    """Frozen, no unknown fields, and :meth:`replace` like a frozen dataclass's."""
+
+    model_config = _FROZEN
+
+    def replace(self, **changes: Any):
+        """A copy with ``changes`` applied, validated like a new object (one-line
+        :class:`ConfigError` naming the bad field)."""
+        fields = {name: getattr(self, name) for name in type(self).model_fields}
+        try:
+            return type(self)(**{**fields, **changes})
+        except ValidationError as exc:
+            raise ConfigError(describe(exc, type(self).__name__)) from None
+
+
+class DataConfig(_Frozen):
     """How a face crop must be prepared for the model.
 
     Attributes:
         input_size: ``(channels, height, width)``; channels is 1 (grayscale) or 3 (RGB).
-        mean, std: per-channel normalisation applied after scaling pixels to [0, 1].
+        mean, std: per-channel normalisation applied after scaling pixels to [0, 1]
+            (``std`` > 0: it divides).
         interpolation: resize filter name (``"bilinear"``, ``"bicubic"``, ``"nearest"``).
         alignment: face-crop recipe: ``"five_point"`` (similarity transform from 5
             landmarks to a canonical template) or ``"box"`` (square crop around the box).
-        face_margin: extra context around the face, as a fraction of the face size.
+        face_margin: extra context around the face, as a fraction of the face size (0..3).
     """
 
-    input_size: tuple[int, int, int] = (3, 224, 224)
-    mean: tuple[float, ...] = (0.485, 0.456, 0.406)
-    std: tuple[float, ...] = (0.229, 0.224, 0.225)
-    interpolation: str = "bilinear"
-    alignment: str = "five_point"
-    face_margin: float = 0.2
+    input_size: tuple[Literal[1, 3], Side, Side] = (3, 224, 224)
+    mean: tuple[Number, ...] = (0.485, 0.456, 0.406)
+    std: tuple[Annotated[Number, Field(gt=0)], ...] = (0.229, 0.224, 0.225)
+    interpolation: Literal["bilinear", "bicubic", "nearest"] = "bilinear"
+    alignment: Literal["five_point", "box"] = "five_point"
+    face_margin: Annotated[Number, Field(ge=0, le=3)] = 0.2
 
-    def __post_init__(self) -> None:
+    @field_validator("input_size", mode="before")
+    @classmethod
+    def _channels_first(cls, value: Any) -> Any:
+        if isinstance(value, (list, tuple)) and len(value) == 3 and value[0] not in (1, 3):
+            raise ValueError("channels (the first value) must be 1 or 3")
+        return value
+
+    @model_validator(mode="after")
+    def _stats_per_channel(self) -> DataConfig:
         channels = self.input_size[0]
-        if channels not in (1, 3):
-            raise ValueError(f"input_size channels must be 1 or 3, got {self.input_size}")
-        if len(self.mean) != channels or len(self.std) != channels:
-            raise ValueError(
-                f"mean/std need {channels} values for input_size {self.input_size}, "
-                f"got mean={self.mean} std={self.std}"
-            )
-        if self.alignment not in ("five_point", "box"):
-            raise ValueError(f"alignment must be 'five_point' or 'box', got {self.alignment!r}")
+        for name in ("mean", "std"):
+            if len(getattr(self, name)) != channels:
+                raise ValueError(f"{name} needs {channels} value(s), one per channel of "
+                                 f"input_size {list(self.input_size)}; got "
+                                 f"{list(getattr(self, name))}")
+        return self
 
     @property
     def in_chans(self) -> int:
         return self.input_size[0]
-
-    def replace(self, **changes: Any) -> DataConfig:
-        return dataclasses.replace(self, **changes)
 
 
 #: ImageNet statistics for 3-channel models; 0.5/0.5 for the 48x48 grayscale models.
@@ -69,45 +128,48 @@ GRAY48_DATA = DataConfig(input_size=(1, 48, 48), mean=(0.5,), std=(0.5,), alignm
                          face_margin=0.0)
 
 
-@dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(_Frozen):
     """Everything that makes a set of weights usable: written as ``config.json``.
 
     Attributes:
         architecture: registry name, e.g. ``"dan"``.
-        label_names: canonical class names in output order; ``num_classes`` derives from it.
+        label_names: canonical class names in output order (2 or more, no repeats);
+            ``num_classes`` derives from it.
         data: preprocessing (:class:`DataConfig`).
         model_kwargs: extra constructor arguments the architecture was built with.
         metrics: measured results, e.g. ``{"fer2013_privatetest_acc": 0.72}``.
         provenance: dataset, recipe, licence, training details: free-form but JSON.
     """
 
-    architecture: str
-    label_names: tuple[str, ...]
-    data: DataConfig = field(default_factory=DataConfig)
-    model_kwargs: dict[str, Any] = field(default_factory=dict)
-    metrics: dict[str, Any] = field(default_factory=dict)
-    provenance: dict[str, Any] = field(default_factory=dict)
+    architecture: Annotated[StrictStr, Field(min_length=1, max_length=100)]
+    label_names: Annotated[tuple[StrictStr, ...], Field(min_length=2)]
+    data: DataConfig = DataConfig()
+    model_kwargs: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    provenance: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("label_names")
+    @classmethod
+    def _canonical_names(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        from ferkit.labels import normalise_label_names
+
+        try:
+            return normalise_label_names(names)
+        except FerkitError as exc:
+            raise ValueError(str(exc)) from None
 
     @property
     def num_classes(self) -> int:
         return len(self.label_names)
 
-    def replace(self, **changes: Any) -> ModelConfig:
-        return dataclasses.replace(self, **changes)
-
     def to_dict(self) -> dict[str, Any]:
+        """The ``config.json`` form (lists, not tuples; ``num_classes`` and the version)."""
         return {
             "ferkit_config_version": CONFIG_VERSION,
             "architecture": self.architecture,
             "num_classes": self.num_classes,
             "label_names": list(self.label_names),
-            "data": {
-                **dataclasses.asdict(self.data),
-                "input_size": list(self.data.input_size),
-                "mean": list(self.data.mean),
-                "std": list(self.data.std),
-            },
+            "data": _jsonable(self.data.model_dump()),
             "model_kwargs": _jsonable(self.model_kwargs),
             "metrics": _jsonable(self.metrics),
             "provenance": _jsonable(self.provenance),
@@ -117,36 +179,88 @@ class ModelConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any], *, source: str = "config") -> ModelConfig:
+    def from_dict(cls, raw: Any, *, source: str = "config") -> ModelConfig:
+        """Validate a ``config.json`` object; the first bad field raises :class:`ConfigError`
+        naming ``source``, the field, what is wrong and what to do."""
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{source} must hold a JSON object (a ferkit model config), "
+                              f"not {type(raw).__name__}")
+        raw = dict(raw)
+        version = raw.pop("ferkit_config_version", CONFIG_VERSION)
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise ConfigError(f"{source}: field ferkit_config_version = {version!r} is invalid: "
+                              f"must be an integer 1..{CONFIG_VERSION}")
+        if version > CONFIG_VERSION:
+            raise ConfigError(f"{source} was written by a newer ferkit (config version "
+                              f"{version}); upgrade ferkit to load it")
+        num_classes = raw.pop("num_classes", None)
         try:
-            version = raw.get("ferkit_config_version", CONFIG_VERSION)
-            if version > CONFIG_VERSION:
-                raise CheckpointError(
-                    f"{source} was written by a newer ferkit (config version {version}); "
-                    "upgrade ferkit to load it"
-                )
-            data_raw = dict(raw.get("data", {}))
-            for key in ("input_size", "mean", "std"):
-                if key in data_raw:
-                    data_raw[key] = tuple(data_raw[key])
-            label_names = tuple(raw["label_names"])
-            if "num_classes" in raw and raw["num_classes"] != len(label_names):
-                raise CheckpointError(
-                    f"{source}: num_classes={raw['num_classes']} but label_names has "
-                    f"{len(label_names)} entries"
-                )
-            return cls(
-                architecture=str(raw["architecture"]),
-                label_names=label_names,
-                data=DataConfig(**data_raw),
-                model_kwargs=dict(raw.get("model_kwargs", {})),
-                metrics=dict(raw.get("metrics", {})),
-                provenance=dict(raw.get("provenance", {})),
-            )
-        except CheckpointError:
-            raise
-        except (KeyError, TypeError, ValueError) as exc:
-            raise CheckpointError(f"{source} is not a valid ferkit config: {exc}") from exc
+            cfg = cls.model_validate(raw)
+        except ValidationError as exc:
+            raise ConfigError(describe(exc, source)) from None
+        if num_classes is not None and num_classes != cfg.num_classes:
+            raise ConfigError(f"{source}: field num_classes = {num_classes!r} but label_names "
+                              f"has {cfg.num_classes} entries; make them agree")
+        return cfg
+
+
+def describe(exc: ValidationError, source: str) -> str:
+    """One line for the first error in ``exc``: where, which field, what is wrong, what to do."""
+    error = exc.errors(include_url=False)[0]
+    field = ""
+    for part in error["loc"]:
+        if isinstance(part, int):
+            field += f"[{part}]"
+        elif not (isinstance(part, str) and _is_type_tag(part)):
+            field += ("." if field else "") + str(part)
+    message = _plain(error)
+    # A whole section's value says nothing the message does not: show leaf values only.
+    leaf = not isinstance(error.get("input"), dict)
+    given = f"= {_short(error.get('input'))} " if leaf else ""
+    what = "is missing" if error["type"] == "missing" else f"{given}is invalid: {message}"
+    name = field or "config"
+    return f"{source}: field {name} {what}; fix that field (or re-save the checkpoint with ferkit)"
+
+
+def _is_type_tag(part: str) -> bool:
+    # Union members appear in error locations as "int", "float", "function-after[...]".
+    return part in ("int", "float", "str") or "[" in part
+
+
+def _plain(error: dict[str, Any]) -> str:
+    kind, ctx = error["type"], error.get("ctx") or {}
+    if kind == "greater_than":
+        return f"must be greater than {ctx['gt']}"
+    if kind == "greater_than_equal":
+        return f"must be at least {ctx['ge']}"
+    if kind == "less_than_equal":
+        return f"must be at most {ctx['le']}"
+    if kind in ("int_type", "float_type"):
+        return "must be a number"
+    if kind == "string_type":
+        return "must be a string"
+    if kind in ("dict_type", "model_type"):
+        return "must be a JSON object"
+    if kind == "tuple_type":
+        return "must be a list"
+    if kind == "literal_error":
+        return f"must be one of {ctx['expected']}"
+    if kind == "too_short":
+        return f"needs at least {ctx['min_length']} entries"
+    if kind == "too_long":
+        return f"takes at most {ctx['max_length']} entries"
+    if kind == "string_too_short":
+        return "must not be empty"
+    if kind == "extra_forbidden":
+        return "is not a ferkit config field (a typo?)"
+    message = str(error["msg"])
+    return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = json.dumps(value) if isinstance(value, (int, float, str, list, dict, bool)) or \
+        value is None else repr(value)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def _jsonable(value: Any) -> Any:

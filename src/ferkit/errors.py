@@ -16,6 +16,10 @@ class CheckpointError(FerkitError):
     """A checkpoint or state dict that cannot be loaded (missing, corrupt, mismatched)."""
 
 
+class ConfigError(CheckpointError, ValueError):
+    """A model config (``config.json``, ONNX metadata, arguments) with an invalid field."""
+
+
 class DataError(FerkitError):
     """A dataset file or folder that does not match the expected layout."""
 

@@ -42,7 +42,7 @@ import torch
 from torch import Tensor, nn
 
 from ferkit.config import ModelConfig
-from ferkit.errors import FerkitError
+from ferkit.errors import CheckpointError, FerkitError
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
@@ -270,7 +270,12 @@ def read_onnx_config(path: str | Path) -> ModelConfig:
             f"{path} has no ferkit metadata (key 'ferkit.config'); export it with "
             "`ferkit export CHECKPOINT --onnx OUT.onnx` so labels and preprocessing travel with it"
         )
-    return ModelConfig.from_dict(json.loads(raw), source=f"{path} metadata")
+    try:
+        parsed = json.loads(raw)
+    except ValueError as exc:
+        raise CheckpointError(f"{path} metadata: 'ferkit.config' is not valid JSON ({exc}); "
+                              "export the model again with `ferkit export`") from None
+    return ModelConfig.from_dict(parsed, source=f"{path} metadata")
 
 
 def onnx_metadata(cfg: ModelConfig) -> dict[str, str]:
