@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -137,3 +138,48 @@ def test_unwritable_cache_is_a_clear_error(tiny_model, tmp_path):
     blocker.write_text("not a directory")
     with pytest.raises(FerkitError, match="cannot create the ONNX cache.*FERKIT_CACHE"):
         OnnxBackend(tiny_model, cache_dir=blocker)
+
+
+def _write_invalid_graph(path, model) -> None:
+    """An .onnx file with the model's ferkit metadata but a graph ONNX Runtime rejects."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from ferkit.export import INPUT_NAME, OUTPUT_NAME, onnx_metadata
+
+    graph = helper.make_graph(
+        [helper.make_node("NoSuchOperator", [INPUT_NAME], [OUTPUT_NAME])], "broken",
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [None, 3, 64, 64])],
+        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, [None, 7])])
+    proto = helper.make_model(graph)
+    helper.set_model_props(proto, onnx_metadata(model.ferkit_config))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(proto, str(path))
+
+
+def test_invalid_cached_export_is_evicted_and_exported_again(tiny_model, tmp_path, monkeypatch):
+    monkeypatch.setenv("FERKIT_CACHE", str(tmp_path))
+    target = tmp_path / "onnx" / f"baseline-{weights_hash(tiny_model)[:20]}.onnx"
+    _write_invalid_graph(target, tiny_model)
+    (target.parent / f"{target.stem}.speed-2cores.json").write_text('{"choice": "onnx"}')
+    backend = create_backend(tiny_model, kind="onnx")
+    assert backend.path == target and b"NoSuchOperator" not in target.read_bytes()
+    np.testing.assert_allclose(backend(_batch(2)), TorchBackend(tiny_model)(_batch(2)),
+                               atol=1e-4, rtol=0)
+    assert not list(target.parent.glob("*.speed-*.json"))  # its stale measurement went too
+
+
+def test_export_that_never_loads_falls_back_in_auto_and_is_one_line_in_onnx(
+        tiny_model, tmp_path, monkeypatch):
+    monkeypatch.setenv("FERKIT_CACHE", str(tmp_path))
+    target = tmp_path / "onnx" / f"baseline-{weights_hash(tiny_model)[:20]}.onnx"
+    monkeypatch.setattr("ferkit.export.export_onnx",
+                        lambda model, path, **kw: _write_invalid_graph(Path(path), model))
+    _write_invalid_graph(target, tiny_model)
+    with pytest.warns(UserWarning, match="ONNX Runtime backend unavailable.*not a usable ONNX"):
+        backend = create_backend(tiny_model, kind="auto")
+    assert isinstance(backend, TorchBackend) and not target.exists()  # evicted, not kept
+    with pytest.raises(FerkitError, match="not a usable ONNX model.*removed from the cache") \
+            as info:
+        create_backend(tiny_model, kind="onnx")
+    assert "\n" not in str(info.value) and not target.exists()

@@ -8,8 +8,6 @@ legacy ``.pth``/``.pt`` files of upstream projects are read with ``weights_only=
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,8 +17,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from ferkit import atomic
+from ferkit.atomic import atomic_path, make_dirs
 from ferkit.config import ModelConfig
-from ferkit.errors import CheckpointError
+from ferkit.errors import CheckpointError, FerkitError
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -46,17 +46,20 @@ def save_checkpoint(
         cfg = cfg.replace(metrics={**cfg.metrics, **metrics})
     if provenance:
         cfg = cfg.replace(provenance={**cfg.provenance, **provenance})
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = make_dirs(directory)
     state = {}
     for key, value in model.state_dict().items():
         value = value.detach().cpu().contiguous()
         if half and value.is_floating_point():
             value = value.half()
         state[key] = value
-    _atomic_write(directory / WEIGHTS_NAME, lambda p: save_file(state, str(p),
-                                                                 metadata={"format": "pt"}))
-    _atomic_write(directory / CONFIG_NAME, lambda p: p.write_text(cfg.to_json()))
+    with atomic_path(directory / WEIGHTS_NAME) as tmp:
+        try:
+            save_file(state, str(tmp), metadata={"format": "pt"})
+        except SafetensorError as exc:  # safetensors wraps the OSError (e.g. a full disk)
+            raise FerkitError(f"cannot write {directory / WEIGHTS_NAME}: {exc}; free some "
+                              "disk space or save elsewhere") from None
+    atomic.write_text(directory / CONFIG_NAME, cfg.to_json())
     model.ferkit_config = cfg
     return directory
 
@@ -177,13 +180,3 @@ def _preview(items: list[str], limit: int = 6) -> str:
     shown = ", ".join(items[:limit])
     return shown + (f", … (+{len(items) - limit} more)" if len(items) > limit else "")
 
-
-def _atomic_write(target: Path, write) -> None:
-    fd, tmp_name = tempfile.mkstemp(prefix=target.name + ".", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        tmp.replace(target)
-    finally:
-        tmp.unlink(missing_ok=True)

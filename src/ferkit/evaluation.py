@@ -97,9 +97,7 @@ class EvaluationReport:
         """Draw the row-normalised confusion matrix (counts in each cell) as a PNG."""
         from ferkit.explain.plots import plot_confusion
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return plot_confusion(np.asarray(self.confusion), list(self.label_names), path,
+        return plot_confusion(np.asarray(self.confusion), list(self.label_names), Path(path),
                               title=f"accuracy {self.accuracy:.3f}, macro F1 "
                                     f"{self.f1_macro:.3f}")
 

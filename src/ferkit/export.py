@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ferkit.atomic import atomic_path
 from ferkit.config import ModelConfig
 from ferkit.errors import CheckpointError, FerkitError
 
@@ -184,26 +185,25 @@ def _export(model: nn.Module, path: Path, *, opset: int | None, dynamic_batch: b
         )
 
     _write_metadata(proto, cfg)
-    path.parent.mkdir(parents=True, exist_ok=True)
     import onnx
-
-    onnx.save_model(proto, str(path))
 
     max_diff: float | None = None
     scale: float | None = None
     batches: tuple[int, ...] = ()
-    if verify:
-        batches = (1, 3) if dynamic_batch else (1,)
-        max_diff, scale = verify_onnx(wrapped, path, batch_sizes=batches)
-        allowed = tolerance * max(1.0, scale)
-        if not max_diff <= allowed:
-            path.unlink(missing_ok=True)
-            raise FerkitError(
-                f"ONNX export of {cfg.architecture} ({used}) differs from PyTorch by "
-                f"{max_diff:.3g} (> {allowed:.3g} = tolerance {tolerance:g} x max(1, max "
-                f"|logit| {scale:.3g})); the file was removed. Try another exporter "
-                "(exporter='torchscript'/'dynamo') or opset"
-            )
+    # Verified before it is renamed into place: a bad export never replaces a good file.
+    with atomic_path(path) as tmp:
+        onnx.save_model(proto, str(tmp))
+        if verify:
+            batches = (1, 3) if dynamic_batch else (1,)
+            max_diff, scale = verify_onnx(wrapped, tmp, batch_sizes=batches)
+            allowed = tolerance * max(1.0, scale)
+            if not max_diff <= allowed:
+                raise FerkitError(
+                    f"ONNX export of {cfg.architecture} ({used}) differs from PyTorch by "
+                    f"{max_diff:.3g} (> {allowed:.3g} = tolerance {tolerance:g} x max(1, max "
+                    f"|logit| {scale:.3g})); nothing was written. Try another exporter "
+                    "(exporter='torchscript'/'dynamo') or opset"
+                )
     return ExportReport(
         path=path,
         architecture=cfg.architecture,

@@ -67,6 +67,7 @@ def register(app: typer.Typer) -> None:
 
           ferkit evaluate default --data RAF-DB/basic --data-format rafdb --format json
         """
+        from ferkit import atomic
         from ferkit.checkpoint import load_checkpoint
         from ferkit.evaluation import evaluate as run_evaluation
 
@@ -76,11 +77,10 @@ def register(app: typer.Typer) -> None:
         report = run_evaluation(model, dataset, batch_size=batch_size, tta=tta, device=device,
                                 meta={"checkpoint": checkpoint})
         if json_out is not None:
-            json_out.parent.mkdir(parents=True, exist_ok=True)
-            json_out.write_text(report.to_json())
+            atomic.write_text(json_out, report.to_json())
         if confusion is not None:
             if confusion.suffix.lower() == ".json":
-                confusion.write_text(json.dumps({"label_names": list(report.label_names),
+                atomic.write_text(confusion, json.dumps({"label_names": list(report.label_names),
                                                  "confusion": [list(r) for r in
                                                                report.confusion]}, indent=2))
             else:

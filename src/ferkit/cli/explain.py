@@ -61,6 +61,7 @@ def register(app: typer.Typer) -> None:
           ferkit explain photo.jpg --method gradcam --target happy --overlay whole.png
         """
         import ferkit
+        from ferkit.atomic import atomic_path
         from ferkit.explain import explain
         from ferkit.explain.visualize import face_figure, overlay_on_image
 
@@ -76,16 +77,16 @@ def register(app: typer.Typer) -> None:
         for i, exp in enumerate(explanations):
             target_file = out if len(explanations) == 1 else out.with_name(
                 f"{out.stem}_face{i + 1}{out.suffix or '.png'}")
-            target_file.parent.mkdir(parents=True, exist_ok=True)
-            face_figure(exp).save(target_file)
+            with atomic_path(target_file) as tmp:
+                face_figure(exp).save(tmp, format=_image_format(target_file))
             rows.append({"face": i + 1, "figure": str(target_file), "label": exp.face.label,
                          "score": exp.face.score, "box": list(exp.face.box),
                          "method": exp.method, "target": exp.target, "maps": list(exp.maps)})
             human.append(f"face {i + 1}: {exp.face.label} {exp.face.score:.0%} "
                          f"→ {target_file}")
         if overlay is not None:
-            overlay.parent.mkdir(parents=True, exist_ok=True)
-            overlay_on_image(path, explanations).save(overlay)
+            with atomic_path(overlay) as tmp:
+                overlay_on_image(path, explanations).save(tmp, format=_image_format(overlay))
             human.append(f"overlay → {overlay}")
             for row in rows:
                 row["overlay"] = str(overlay)
@@ -151,3 +152,11 @@ def register(app: typer.Typer) -> None:
         check_choice(format)
         paths = plot_run(run_dir, out)
         _report([{"png": str(p)} for p in paths], format, [str(p) for p in paths])
+
+
+def _image_format(path: Path) -> str:
+    """PIL's format name for ``path``'s suffix (PNG when there is none or it is unknown)."""
+    from PIL import Image
+
+    Image.init()
+    return Image.EXTENSION.get(path.suffix.lower(), "PNG")

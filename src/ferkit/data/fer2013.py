@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from ferkit.atomic import atomic_path
 from ferkit.data.base import ArrayFERDataset, Problems
 from ferkit.errors import DataError
 from ferkit.labels import canonical_mapping
@@ -291,10 +292,11 @@ def fer2013_to_npz(csv: str | Path, out: str | Path) -> Path:
     out = Path(out)
     if out.suffix != ".npz":
         out = out.with_suffix(".npz")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(out, images=table.images, emotion=table.emotion.astype(np.int8),
-             usage=table.usage, lines=table.lines.astype(np.int32),
-             has_usage=np.array(table.has_usage), usage_names=np.array(USAGES))
+    # Written beside ``out`` and renamed: a full disk never leaves half a cache behind.
+    with atomic_path(out) as tmp:
+        np.savez(tmp, images=table.images, emotion=table.emotion.astype(np.int8),
+                 usage=table.usage, lines=table.lines.astype(np.int32),
+                 has_usage=np.array(table.has_usage), usage_names=np.array(USAGES))
     return out
 
 

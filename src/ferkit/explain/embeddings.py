@@ -26,6 +26,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from ferkit.atomic import atomic_open, atomic_path, make_dirs
 from ferkit.data.base import FERDataset
 from ferkit.errors import FerkitError
 from ferkit.labels import CANONICAL
@@ -139,10 +140,9 @@ def embed_checkpoint(checkpoint: str | Path, dataset: FERDataset, out_dir: str |
         centre_labels = np.unique(emb.labels)
         centre_xy = np.stack([sample_xy[emb.labels == c].mean(0) for c in centre_labels])
         centre_kind = "class mean"
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_dirs(out_dir)
     csv_path = out / f"embedding_{method}.csv"
-    with csv_path.open("w", newline="") as fh:
+    with atomic_open(csv_path, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["kind", "x", "y", "label", "predicted"])
         for (x, y), label, pred in zip(sample_xy, emb.labels, emb.predicted, strict=True):
@@ -192,4 +192,5 @@ def _plot(path: Path, xy: np.ndarray, labels: np.ndarray, centre_xy: np.ndarray,
     ax.set_title(title, fontsize=11)
     ax.set_xlabel("dimension 1")
     ax.set_ylabel("dimension 2")
-    fig.savefig(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp)

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ferkit.atomic import atomic_path, make_dirs
 from ferkit.errors import FerkitError
 
 CONFUSION_KEYS = ("confusion_matrix", "confusion")
@@ -61,7 +62,7 @@ def plot_run(run_dir: str | Path, out_dir: str | Path | None = None) -> list[Pat
     if not run.exists():
         raise FerkitError(f"run directory {run} does not exist")
     out = Path(out_dir) if out_dir is not None else (run if run.is_dir() else run.parent)
-    out.mkdir(parents=True, exist_ok=True)
+    make_dirs(out)
     metrics_csv = find_metrics_csv(run)
     written = [plot_curves(metrics_csv, out / "curves.png")]
     confusion = find_confusion(run)
@@ -113,7 +114,8 @@ def plot_curves(metrics_csv: Path, path: Path) -> Path:
             ax.text(0.5, 0.5, f"no {title} logged", ha="center", va="center",
                     transform=ax.transAxes)
     fig.suptitle(f"training curves: {metrics_csv}", fontsize=10)
-    fig.savefig(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp)
     return path
 
 
@@ -139,7 +141,8 @@ def plot_confusion(matrix: np.ndarray, labels: list[str], path: Path, *,
                     va="center", fontsize=7, color="white" if rates[i, j] > 0.5 else "black")
     fig.colorbar(shown, ax=ax, label="fraction of the true class")
     ax.set_title(title, fontsize=10)
-    fig.savefig(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp)
     return path
 
 

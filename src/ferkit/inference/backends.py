@@ -29,7 +29,6 @@ import hashlib
 import json
 import os
 import statistics
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -39,6 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ferkit import atomic
 from ferkit.config import ModelConfig
 from ferkit.errors import FerkitError
 
@@ -91,14 +91,41 @@ class OnnxBackend:
                  cache_dir: str | Path | None = None,
                  device: str | torch.device = "cpu") -> None:
         ort = _import_onnxruntime()
+        self.threads = threads or available_cores()
+        self._input, self._output = "", ""
+        self._providers = ["CPUExecutionProvider"]
+        if torch.device(device).type == "cuda":
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise FerkitError(
+                    "backend='onnx' on CUDA needs onnxruntime-gpu (pip install onnxruntime-gpu); "
+                    "or use backend='torch' on CUDA"
+                )
+            self._providers.insert(0, "CUDAExecutionProvider")
+        if not isinstance(model_or_onnx_path, nn.Module):
+            self.path = Path(model_or_onnx_path)
+            self._open()
+            return
+        # A cached export that does not load (a truncated or corrupted file, a graph this
+        # ONNX Runtime rejects) is evicted and exported again, once.
+        for attempt in (1, 2):
+            self.path = cached_onnx_export(model_or_onnx_path, cache_dir=cache_dir)
+            try:
+                self._open()
+                return
+            except FerkitError as exc:
+                evict_cached_export(self.path)
+                if attempt == 2:
+                    raise FerkitError(f"{exc} (the ONNX export of these weights does not "
+                                      "load: it was removed from the cache; use "
+                                      "backend='torch')") from None
+
+    def _open(self) -> None:
+        """Load ``self.path`` and check that it runs: one zero batch gives finite
+        ``(1, num_classes)`` logits."""
+        ort = _import_onnxruntime()
         from ferkit.export import INPUT_NAME, OUTPUT_NAME, read_onnx_config
 
-        if isinstance(model_or_onnx_path, nn.Module):
-            self.path = cached_onnx_export(model_or_onnx_path, cache_dir=cache_dir)
-        else:
-            self.path = Path(model_or_onnx_path)
         self.config: ModelConfig = read_onnx_config(self.path)
-        self.threads = threads or available_cores()
         options = ort.SessionOptions()
         # One session per process and small batches: all cores inside one op, no inter-op
         # pool competing for them; ORT_ENABLE_ALL fuses conv+bn+relu and picks NCHWc kernels.
@@ -107,16 +134,18 @@ class OnnxBackend:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         no_spinning(options)
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        providers = ["CPUExecutionProvider"]
-        if torch.device(device).type == "cuda":
-            if "CUDAExecutionProvider" not in ort.get_available_providers():
-                raise FerkitError(
-                    "backend='onnx' on CUDA needs onnxruntime-gpu (pip install onnxruntime-gpu); "
-                    "or use backend='torch' on CUDA"
-                )
-            providers.insert(0, "CUDAExecutionProvider")
-        self.session = ort.InferenceSession(str(self.path), options, providers=providers)
         self._input, self._output = INPUT_NAME, OUTPUT_NAME
+        try:
+            self.session = ort.InferenceSession(str(self.path), options,
+                                                providers=self._providers)
+            probe = self(np.zeros((1, *self.config.data.input_size), np.float32))
+        except Exception as exc:  # ONNX Runtime raises its own types for bad graphs
+            raise FerkitError(f"{self.path} is not a usable ONNX model: "
+                              f"{type(exc).__name__}: {_first_line(exc)}") from None
+        if probe.shape != (1, self.config.num_classes) or not np.isfinite(probe).all():
+            raise FerkitError(f"{self.path} is not a usable ONNX model: a zero input gives "
+                              f"{probe.shape} logits (expected (1, {self.config.num_classes}),"
+                              " finite)")
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(batch, dtype=np.float32)
@@ -190,18 +219,20 @@ def cached_onnx_export(model: nn.Module, *, cache_dir: str | Path | None = None)
     except OSError as exc:
         raise FerkitError(f"cannot create the ONNX cache {folder} ({exc}); set FERKIT_CACHE to "
                           "a writable directory") from exc
-    fd, tmp_name = tempfile.mkstemp(prefix=target.stem + ".", suffix=".onnx.tmp", dir=folder)
-    os.close(fd)
+    # export_onnx writes through a temporary and renames: a concurrent or interrupted export
+    # never leaves a half-written file.
     try:
-        try:
-            export_onnx(model, tmp_name, exporter="torchscript")
-        except FerkitError:
-            export_onnx(model, tmp_name, exporter="dynamo")
-        # Rename last: a concurrent or interrupted export never leaves a half-written file.
-        Path(tmp_name).replace(target)
-    finally:
-        Path(tmp_name).unlink(missing_ok=True)
+        export_onnx(model, target, exporter="torchscript")
+    except FerkitError:
+        export_onnx(model, target, exporter="dynamo")
     return target
+
+
+def evict_cached_export(path: Path) -> None:
+    """Remove a cached ONNX file and its speed records (the next use exports again)."""
+    for stale in (path, *path.parent.glob(f"{path.stem}.speed-*.json")):
+        with contextlib.suppress(OSError):
+            stale.unlink(missing_ok=True)
 
 
 def no_spinning(options) -> None:
@@ -255,14 +286,21 @@ def _measured_choice(torch_backend: TorchBackend, onnx_backend: OnnxBackend) -> 
         return json.loads(record.read_text())["choice"]
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    onnx_s = measure_backend(onnx_backend)
+    try:
+        onnx_s = measure_backend(onnx_backend)
+    except Exception as exc:  # a graph that loads but fails on a real batch
+        evict_cached_export(onnx_backend.path)
+        warnings.warn(f"ONNX Runtime failed on {onnx_backend.path} ({type(exc).__name__}: "
+                      f"{_first_line(exc)}); removed it from the cache, using PyTorch",
+                      stacklevel=3)
+        return "torch"
     torch_s = measure_backend(torch_backend)
     choice = "onnx" if onnx_s <= torch_s else "torch"
     result = {"choice": choice, "onnx_s": onnx_s, "torch_s": torch_s, "batch_size": 8,
               "torch": torch.__version__}
     # A read-only cache only costs a re-measurement next time.
-    with contextlib.suppress(OSError):
-        record.write_text(json.dumps(result, indent=2) + "\n")
+    with contextlib.suppress(FerkitError):
+        atomic.write_text(record, json.dumps(result, indent=2) + "\n")
     return choice
 
 
@@ -274,3 +312,8 @@ def _import_onnxruntime():
             "backend='onnx' needs onnxruntime: pip install 'ferkit[export]' (or onnxruntime)"
         ) from exc
     return onnxruntime
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else "no detail"
