@@ -71,17 +71,26 @@ _KILLED_RUN = textwrap.dedent("""
             if trainer.current_epoch == 1 and batch_idx == 1:
                 os.kill(os.getpid(), signal.SIGKILL)  # a crash: no cleanup, no final save
 
-    train(tiny_recipe(epochs=2), out_dir={out!r}, overrides=["data.options.size=128"],
+    train(tiny_recipe(epochs=2), out_dir={out!r}, overrides={overrides!r},
           callbacks=[KillMidEpoch()])
 """)
 
+#: Two DataLoader workers (as the recipes use) and random augmentation: each sample's
+#: randomness must come from (seed, epoch, sample), not from the worker that loads it.
+_WORKERS = ["data.options.size=128", "data.num_workers=2", "augment.hflip=0.5",
+            "augment.rotation=15", "augment.geometric_p=1.0", "augment.erasing_p=0.5"]
 
-def test_resume_after_kill_equals_uninterrupted(tmp_path):
-    reference = train(tiny_recipe(epochs=2), out_dir=tmp_path / "ref",
-                      overrides=["data.options.size=128"])
+
+@pytest.mark.parametrize("overrides", [
+    pytest.param(["data.options.size=128"], id="0-workers"),
+    pytest.param(_WORKERS, id="2-workers-augmented", marks=pytest.mark.slow),
+])
+def test_resume_after_kill_equals_uninterrupted(tmp_path, overrides):
+    reference = train(tiny_recipe(epochs=2), out_dir=tmp_path / "ref", overrides=overrides)
 
     run = tmp_path / "killed"
-    script = _KILLED_RUN.format(tests=str(Path(__file__).parent), out=str(run))
+    script = _KILLED_RUN.format(tests=str(Path(__file__).parent), out=str(run),
+                                overrides=overrides)
     env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
                           text=True, timeout=300)
@@ -97,6 +106,63 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path):
         torch.testing.assert_close(new_state[key], value, rtol=0, atol=0, msg=key)
     assert resumed.metrics["val/acc"] == reference.metrics["val/acc"]
     assert resumed.metrics["val/loss"] == pytest.approx(reference.metrics["val/loss"], abs=0)
+    # logs/metrics.csv holds the whole history, as the uninterrupted run's does.
+    assert _metrics_rows(run) == _metrics_rows(tmp_path / "ref")
+
+
+def _metrics_rows(run: Path) -> list[dict[str, str]]:
+    import csv
+
+    with (run / "logs" / "metrics.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {r["epoch"] for r in rows} == {"0", "1"}
+    return rows
+
+
+def test_workers_load_the_same_samples_after_a_restart():
+    """What resume needs from the loader, bounded: with the recipes' 2 persistent workers
+    and random augmentation, epoch 2 loads the same tensors whether the loader ran epochs 0
+    and 1 first or was created fresh at epoch 2 (as after --resume)."""
+    import random
+
+    import numpy as np
+    from lightning.fabric.utilities.data import _set_sampler_epoch
+
+    from ferkit.config import DataConfig
+    from ferkit.training.datamodule import FERDataModule
+
+    def loader():
+        dm = FERDataModule(
+            data_config=DataConfig(input_size=(1, 32, 32), mean=(0.5,), std=(0.5,)),
+            label_names=ferkit_labels(), spec={"num_workers": 2}, batch_size=8, seed=7,
+            augment={"hflip": 0.5, "rotation": 20, "geometric_p": 1.0, "erasing_p": 0.5},
+            datasets={"train": FakeFER(24, image_size=32, seed=3),
+                      "val": FakeFER(8, image_size=32, seed=4)})
+        dm.setup("fit")
+        return dm.train_dataloader()
+
+    def epoch(dl, number):
+        # What Lightning and FERModule.on_train_epoch_start do before each epoch.
+        _set_sampler_epoch(dl, number)
+        random.seed(number)
+        np.random.seed(number)
+        torch.manual_seed(number)
+        return [(x.clone(), y.clone()) for x, y in dl]
+
+    running = loader()
+    first, _, third = (epoch(running, e) for e in range(3))
+    restarted = epoch(loader(), 2)
+    for (x, y), (x2, y2) in zip(third, restarted, strict=True):
+        assert torch.equal(y, y2)
+        assert torch.equal(x, x2)
+    # ... and the epochs really differ (order and augmentation are drawn per epoch).
+    assert not all(torch.equal(a[0], b[0]) for a, b in zip(first, third, strict=True))
+
+
+def ferkit_labels() -> tuple[str, ...]:
+    from ferkit.labels import SEVEN
+
+    return SEVEN
 
 
 class ToyCenterLoss(nn.Module):

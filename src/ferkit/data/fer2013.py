@@ -11,9 +11,11 @@ Three CSV layouts are read as they are, plain or gzipped:
 grey levels (48x48).  Splits: ``train`` = Training, ``val`` = PublicTest, ``test`` =
 PrivateTest (the native names are accepted too); ``all`` gives every row.
 
-Parsing is vectorised over the raw bytes (no per-pixel Python), and a parsed file is kept
-in memory for the next split; :func:`fer2013_to_npz` writes a compact uint8 cache that
-:func:`open_fer2013` reads in well under a second.
+Parsing streams the file in blocks of :data:`BLOCK_BYTES` and is vectorised over each
+block's bytes (no per-pixel Python), so memory stays bounded by the table it builds: a line
+longer than any FER2013 row (:data:`MAX_LINE_BYTES`) is reported and skipped, never held
+whole.  A parsed file is kept in memory for the next split; :func:`fer2013_to_npz` writes
+a compact uint8 cache that :func:`open_fer2013` reads in well under a second.
 
 Example:
     >>> ds = open_fer2013("fer2013.csv.gz", split="test")          # doctest: +SKIP
@@ -25,7 +27,9 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import zlib
 from collections import Counter, OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,22 +64,34 @@ class Fer2013Table:
     has_usage: bool
 
 
-def _read_bytes(path: Path) -> bytes:
+#: Bytes read from the file per step: the parser's working memory is a small multiple of
+#: this, whatever the file holds (the table it builds is 2,304 bytes per row).
+BLOCK_BYTES = 8 << 20
+#: A FER2013 row needs under 10 KB (2,304 numbers of up to 3 digits, spaces, two short
+#: columns); a longer line is reported and skipped without being held whole.
+MAX_LINE_BYTES = 64 << 10
+#: Problems listed per kind before only counting them.
+MAX_LISTED = 20
+
+
+def _check_exists(path: Path) -> None:
     if not path.is_file():
         raise DataError(f"FER2013 file {path} does not exist; expected fer2013.csv, "
                         "icml_face_data.csv or train.csv (optionally .gz), or a .npz cache")
-    try:
-        raw = path.read_bytes()
-        return gzip.decompress(raw) if path.suffix == ".gz" else raw
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise DataError(f"cannot read {path}: {exc}") from None
 
 
 def _columns(header: bytes, path: Path) -> dict[str, int]:
-    names = [c.strip().strip('"').strip().lower() for c in header.decode("utf-8-sig").split(",")]
+    try:
+        text = header.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise DataError(f"{path} line 1 is not text (a binary file?); expected a FER2013 CSV "
+                        "whose header is 'emotion,pixels,Usage'") from None
+    names = [c.strip().strip('"').strip().lower() for c in text.split(",")]
     if "emotion" not in names or "pixels" not in names:
+        shown = text.strip()
+        shown = shown if len(shown) <= 80 else shown[:79] + "…"
         raise DataError(
-            f"{path} line 1: header {header.decode(errors='replace').strip()!r} lacks the "
+            f"{path} line 1: header {shown!r} lacks the "
             "columns 'emotion' and 'pixels'; expected 'emotion,pixels,Usage' (fer2013.csv), "
             "'emotion, Usage, pixels' (icml_face_data.csv) or 'emotion,pixels' (train.csv). "
             "Kaggle's test.csv has no labels and cannot be used"
@@ -83,8 +99,57 @@ def _columns(header: bytes, path: Path) -> dict[str, int]:
     return {name: i for i, name in enumerate(names)}
 
 
-def _parse_pixels(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray,
-                  chunk_rows: int = 2048
+class _Report:
+    """Problems found while parsing: the first :data:`MAX_LISTED` of each kind, in file
+    order within a kind, and how many rows were unusable in all."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.listed: list[str] = []
+        self.counts: Counter[str] = Counter()
+
+    def add(self, kind: str, line: int, message: str) -> None:
+        self.counts[kind] += 1
+        if self.counts[kind] <= MAX_LISTED:
+            self.listed.append(f"{self.path} line {line}: {message}")
+
+    def too_long(self, line: int, length: int) -> None:
+        self.add("long", line, f"the line is {length:,} bytes long; a FER2013 row needs under "
+                               f"10 KB (expected 'emotion,pixels,Usage' with {PIXELS} grey "
+                               "levels)")
+
+
+def _line_blocks(stream, first_line: int, report: _Report
+                 ) -> Iterator[tuple[bytes | None, int]]:
+    """``(block, number of its first line)``: whole lines, about :data:`BLOCK_BYTES` at a
+    time.  A line longer than :data:`MAX_LINE_BYTES` that does not fit a block is reported
+    and skipped as it streams past (``(None, its number)`` keeps the row count right)."""
+    line, carry, skipped = first_line, b"", 0
+    while chunk := stream.read(BLOCK_BYTES):
+        if skipped:
+            end = chunk.find(b"\n")
+            if end < 0:
+                skipped += len(chunk)
+                continue
+            report.too_long(line, skipped + end)
+            yield None, line
+            line, skipped, chunk = line + 1, 0, chunk[end + 1:]
+        data = carry + chunk
+        cut = data.rfind(b"\n") + 1
+        block, carry = data[:cut], data[cut:]
+        if block:
+            yield block, line
+            line += block.count(b"\n")
+        if len(carry) > MAX_LINE_BYTES:
+            skipped, carry = len(carry), b""
+    if skipped:
+        report.too_long(line, skipped)
+        yield None, line
+    elif carry.strip():
+        yield carry + b"\n", line
+
+
+def _parse_pixels(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Decimal numbers in ``buf[starts[i]:ends[i]]`` for each row i, vectorised.
 
@@ -92,112 +157,120 @@ def _parse_pixels(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray,
     (int16), how many each row had (so rows with a wrong pixel count can be named), which
     rows hold a number of 4+ digits, and which hold characters other than digits/spaces.
 
-    Works on chunks of rows with elementwise array operations
-    only: a value is read at the last digit of each number as d0 + 10*d1 + 100*d2.
+    Elementwise array operations over the block only (memory linear in its bytes): a value
+    is read at the last digit of each number as d0 + 10*d1 + 100*d2.
     """
-    values: list[np.ndarray] = []
-    counts = np.zeros(len(starts), np.int64)
-    too_long = np.zeros(len(starts), bool)
-    bad_char = np.zeros(len(starts), bool)
-    for first in range(0, len(starts), chunk_rows):
-        last = min(first + chunk_rows, len(starts))
-        lo, hi = int(starts[first]), int(ends[last - 1])
-        seg = buf[lo:hi]
-        digit = seg - np.uint8(48)  # wraps below '0', so "< 10" tests for a digit
-        is_digit = digit < 10
-        # Anything but digits, spaces, quotes and CR inside a pixel field ("-3", "1.5").
-        odd = ~is_digit & (seg != 32) & (seg != 34) & (seg != 13)
-        # Blank out the short stretches between one row's pixels and the next's (the other
-        # columns, e.g. the emotion digit), so only pixel numbers remain.
-        gap_start = ends[first:last - 1] - lo
-        gap_len = starts[first + 1:last] - lo - gap_start
-        if len(gap_len):
-            offsets = np.arange(int(gap_len.max()))
-            inside = offsets[None, :] < gap_len[:, None]
-            gaps = (gap_start[:, None] + offsets[None, :])[inside]
-            is_digit[gaps] = False
-            odd[gaps] = False
-        d = digit.astype(np.int16) * is_digit
-        value = d.copy()
-        value[1:] += 10 * d[:-1]
-        value[2:] += 100 * d[:-2] * is_digit[1:-1]
-        is_end = is_digit.copy()
-        is_end[:-1] &= ~is_digit[1:]
-        ends_at = np.flatnonzero(is_end)
-        values.append(value[ends_at])
-        row_edges = np.searchsorted(ends_at, np.concatenate((starts[first:last], ends[last - 1:
-                                                                                    last])) - lo)
-        counts[first:last] = np.diff(row_edges)
-        four = is_digit[3:] & is_digit[2:-1] & is_digit[1:-2] & is_digit[:-3]
-        for bad, mark in ((four, too_long), (odd, bad_char)):
-            if bad.any():
-                rows = np.searchsorted(starts[first:last] - lo, np.flatnonzero(bad),
-                                       side="right")
-                mark[first + rows - 1] = True
-    return np.concatenate(values), counts, too_long, bad_char
+    n = len(starts)
+    too_long = np.zeros(n, bool)
+    bad_char = np.zeros(n, bool)
+    if n == 0:
+        return np.zeros(0, np.int16), np.zeros(0, np.int64), too_long, bad_char
+    lo, hi = int(starts[0]), int(ends[-1])
+    seg = buf[lo:hi]
+    digit = seg - np.uint8(48)  # wraps below '0', so "< 10" tests for a digit
+    is_digit = digit < 10
+    # Anything but digits, spaces, quotes and CR inside a pixel field ("-3", "1.5").
+    odd = ~is_digit & (seg != 32) & (seg != 34) & (seg != 13)
+    # Blank out the stretches between one row's pixels and the next's (the other columns,
+    # e.g. the emotion digit), so only pixel numbers remain: +1 where a gap starts, -1 where
+    # it ends, and a running sum (one int per byte, however long a gap is).
+    gap_start, gap_end = ends[:-1] - lo, starts[1:] - lo
+    edges = (np.bincount(gap_start, minlength=len(seg) + 1)
+             - np.bincount(gap_end, minlength=len(seg) + 1))
+    in_gap = np.cumsum(edges[:-1]) > 0
+    is_digit &= ~in_gap
+    odd &= ~in_gap
+    d = digit.astype(np.int16) * is_digit
+    value = d.copy()
+    value[1:] += 10 * d[:-1]
+    value[2:] += 100 * d[:-2] * is_digit[1:-1]
+    is_end = is_digit.copy()
+    is_end[:-1] &= ~is_digit[1:]
+    ends_at = np.flatnonzero(is_end)
+    row_edges = np.searchsorted(ends_at, np.concatenate((starts, ends[-1:])) - lo)
+    counts = np.diff(row_edges).astype(np.int64)
+    four = is_digit[3:] & is_digit[2:-1] & is_digit[1:-2] & is_digit[:-3]
+    for bad, mark in ((four, too_long), (odd, bad_char)):
+        if bad.any():
+            rows = np.searchsorted(starts - lo, np.flatnonzero(bad), side="right")
+            mark[rows - 1] = True
+    return value[ends_at], counts, too_long, bad_char
 
 
-def _parse_csv(path: Path) -> Fer2013Table:
-    raw = _read_bytes(path)
-    if not raw.endswith(b"\n"):
-        raw += b"\n"
+@dataclass
+class _Rows:
+    """Parsed rows of one block (every non-blank line; ``emotion`` -1 where unusable)."""
+
+    images: np.ndarray
+    emotion: np.ndarray
+    usage: np.ndarray
+    lines: np.ndarray
+
+
+def _placeholder(line: int) -> _Rows:
+    """The row of a line too long to parse: unusable, but it keeps row numbers aligned."""
+    return _Rows(np.zeros((1, PIXELS), np.uint8), np.full(1, -1, np.int64),
+                 np.full(1, -1, np.int8), np.array([line]))
+
+
+def _parse_block(raw: bytes, first_line: int, columns: dict[str, int],
+                 report: _Report) -> _Rows:
     buf = np.frombuffer(raw, np.uint8)
     newlines = np.flatnonzero(buf == 10)
-    line_starts = np.concatenate(([0], newlines[:-1] + 1))
-    columns = _columns(raw[: newlines[0]], path)
+    body_starts = np.concatenate(([0], newlines[:-1] + 1))
+    body_ends = newlines
     n_columns = max(columns.values()) + 1
-    body_starts, body_ends = line_starts[1:], newlines[1:]
     keep = body_ends - body_starts > 1  # skip blank lines ("\n" or "\r\n")
+    line_numbers = np.flatnonzero(keep) + first_line
     body_starts, body_ends = body_starts[keep], body_ends[keep]
-    line_numbers = np.flatnonzero(keep) + 2
-    if len(body_starts) == 0:
-        raise DataError(f"{path} has a header but no rows")
+    n = len(body_starts)
 
     commas = np.flatnonzero(buf == 44)
     first_comma = np.searchsorted(commas, body_starts)
     comma_count = np.searchsorted(commas, body_ends) - first_comma
-    problems: list[str] = []
-    good = comma_count == n_columns - 1
-    for line in line_numbers[~good][:20]:
-        problems.append(f"{path} line {line}: expected {n_columns} comma-separated columns "
-                        f"({', '.join(columns)})")
-    n = len(body_starts)
+    long_line = body_ends - body_starts > MAX_LINE_BYTES
+    for i in np.flatnonzero(long_line):
+        report.too_long(int(line_numbers[i]), int(body_ends[i] - body_starts[i]))
+    good = (comma_count == n_columns - 1) & ~long_line
+    for i in np.flatnonzero(~good & ~long_line):
+        report.add("columns", int(line_numbers[i]), f"expected {n_columns} comma-separated "
+                                                    f"columns ({', '.join(columns)})")
     # Field boundaries: field k of row i spans (comma k-1)+1 .. comma k.
     bounds = np.empty((n, n_columns + 1), np.int64)
     bounds[:, 0] = body_starts - 1
     bounds[:, n_columns] = body_ends
     safe = np.where(good, first_comma, 0)
     for k in range(1, n_columns):
-        bounds[:, k] = commas[np.minimum(safe + k - 1, len(commas) - 1)]
-    bounds[~good] = np.arange(n_columns + 1)[None, :] + body_starts[~good, None]
+        bounds[:, k] = commas[np.minimum(safe + k - 1, len(commas) - 1)] if len(commas) else 0
+    # Unusable rows get empty fields at their line start: nothing of them is parsed.
+    bounds[~good] = body_starts[~good, None] - 1
 
     def field(k: int) -> tuple[np.ndarray, np.ndarray]:
-        return bounds[:, k] + 1, bounds[:, k + 1]
+        return bounds[:, k] + 1, np.maximum(bounds[:, k + 1], bounds[:, k] + 1)
 
     values, counts, too_long, bad_char = _parse_pixels(buf, *field(columns["pixels"]))
     offsets = np.concatenate(([0], np.cumsum(counts)))
-    images = np.zeros((n, PIXELS), np.uint8)
-    for i in np.flatnonzero(good & bad_char)[:20]:
-        problems.append(f"{path} line {line_numbers[i]}: 'pixels' holds characters other than "
-                        "digits and spaces; expected integers 0..255 separated by spaces")
+    for i in np.flatnonzero(good & bad_char):
+        report.add("chars", int(line_numbers[i]), "'pixels' holds characters other than "
+                   "digits and spaces; expected integers 0..255 separated by spaces")
     ok = good & ~bad_char & (counts == PIXELS)
-    for i in np.flatnonzero(good & ~bad_char & ~ok)[:20]:
-        problems.append(f"{path} line {line_numbers[i]}: 'pixels' has {counts[i]} numbers; "
-                        f"expected {PIXELS} space-separated grey levels (48x48)")
-    nonempty = np.flatnonzero(counts > 0)
+    for i in np.flatnonzero(good & ~bad_char & ~ok):
+        report.add("count", int(line_numbers[i]), f"'pixels' has {counts[i]} numbers; "
+                   f"expected {PIXELS} space-separated grey levels (48x48)")
     row_max = np.zeros(n, np.int32)
+    nonempty = np.flatnonzero(counts > 0)
     if len(nonempty):
         row_max[nonempty] = np.maximum.reduceat(values, offsets[nonempty])
     too_big = ok & ((row_max > 255) | too_long)
-    for i in np.flatnonzero(too_big)[:20]:
-        problems.append(f"{path} line {line_numbers[i]}: a pixel value exceeds 255")
+    for i in np.flatnonzero(too_big):
+        report.add("range", int(line_numbers[i]), "a pixel value exceeds 255")
     ok &= ~too_big
     if ok.all():
         images = values.reshape(n, PIXELS).astype(np.uint8)
     else:
+        images = np.zeros((n, PIXELS), np.uint8)
         for i in np.flatnonzero(ok):
             images[i] = values[offsets[i]:offsets[i + 1]]
-    del values
 
     emotion = np.full(n, -1, np.int64)
     usage = np.full(n, -1, np.int8)
@@ -208,26 +281,57 @@ def _parse_csv(path: Path) -> Fer2013Table:
     for i in np.flatnonzero(ok):
         text = raw[e_start[i]:e_end[i]].strip().strip(b'"')
         if not text.isdigit() or int(text) > 6:
-            shown = text.decode(errors="replace")
-            problems.append(f"{path} line {line_numbers[i]}: emotion {shown!r} is not a "
-                            "FER2013 label; expected 0..6 (angry, disgust, fear, "
-                            "happy, sad, surprise, neutral)")
+            shown = text[:20].decode(errors="replace")
+            report.add("emotion", int(line_numbers[i]), f"emotion {shown!r} is not a FER2013 "
+                       "label; expected 0..6 (angry, disgust, fear, happy, sad, surprise, "
+                       "neutral)")
             continue
         if has_usage:
-            name = raw[u_start[i]:u_end[i]].strip().strip(b'"').decode(errors="replace")
+            name = raw[u_start[i]:u_end[i]].strip().strip(b'"')[:40].decode(errors="replace")
             code = usage_code.get(name.lower())
             if code is None:
-                problems.append(f"{path} line {line_numbers[i]}: Usage {name!r} is not one of "
-                                f"{', '.join(USAGES)}")
+                report.add("usage", int(line_numbers[i]),
+                           f"Usage {name!r} is not one of {', '.join(USAGES)}")
                 continue
             usage[i] = code
         emotion[i] = int(text)
-    # More than 20 problems of one kind: say how many without flooding the report.
+    return _Rows(images, emotion, usage, line_numbers)
+
+
+def _parse_csv(path: Path) -> Fer2013Table:
+    """Stream ``path`` (plain or gzipped) block by block into a :class:`Fer2013Table`."""
+    _check_exists(path)
+    report = _Report(path)
+    parts: list[_Rows] = []
+    try:
+        with (gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")) as stream:
+            header = stream.readline(MAX_LINE_BYTES + 1)
+            if not header.strip():
+                raise DataError(f"{path} is empty; expected a FER2013 CSV with the header "
+                                "'emotion,pixels,Usage'")
+            if len(header) > MAX_LINE_BYTES:
+                raise DataError(f"{path} line 1 is over {MAX_LINE_BYTES // 1024} KB long: not "
+                                "a FER2013 CSV header (expected 'emotion,pixels,Usage')")
+            columns = _columns(header, path)
+            for block, line in _line_blocks(stream, 2, report):
+                parts.append(_placeholder(line) if block is None
+                             else _parse_block(block, line, columns, report))
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(f"cannot read {path}: {exc}") from None
+    parts = [p for p in parts if len(p.lines)]
+    if not parts:
+        raise DataError(f"{path} has a header but no rows")
+    images = np.concatenate([p.images for p in parts])
+    emotion = np.concatenate([p.emotion for p in parts])
+    usage = np.concatenate([p.usage for p in parts])
+    lines = np.concatenate([p.lines for p in parts])
+    problems = list(report.listed)
+    # More than MAX_LISTED problems of one kind: say how many without flooding the report.
     bad_rows = int((emotion < 0).sum())
     if bad_rows > len(problems):
         problems.append(f"{path}: {bad_rows} unusable rows in all")
-    return Fer2013Table(str(path), images.reshape(n, IMAGE_SIZE, IMAGE_SIZE), emotion, usage,
-                        line_numbers, tuple(problems), has_usage)
+    return Fer2013Table(str(path), images.reshape(-1, IMAGE_SIZE, IMAGE_SIZE), emotion, usage,
+                        lines, tuple(problems), "usage" in columns)
 
 
 def _read_npz(path: Path) -> Fer2013Table:
@@ -257,8 +361,7 @@ _CACHE_BYTES = 400_000_000
 def load_fer2013_table(path: str | Path) -> Fer2013Table:
     """Parse (or fetch from the in-memory cache) every row of a FER2013 CSV or npz cache."""
     p = Path(path)
-    if not p.is_file():
-        _read_bytes(p)  # raises the DataError that explains the expected files
+    _check_exists(p)
     stat = p.stat()
     key = (str(p.resolve()), stat.st_mtime, stat.st_size)
     if key in _CACHE:

@@ -3,8 +3,9 @@
 ``__init__`` only stores settings; :meth:`FERDataModule.setup` opens the splits with
 :func:`ferkit.data.open_dataset`, gives them the model's transforms (eval transform from
 its :class:`~ferkit.config.DataConfig`, plus the recipe's augmentation for training) and
-keeps only the classes the model predicts.  Shuffling draws from the RNG that
-:class:`~ferkit.training.module.FERModule` reseeds per epoch, so runs are reproducible.
+keeps only the classes the model predicts.  The training order and each sample's
+augmentation are drawn from ``(seed, epoch, sample)`` (:mod:`ferkit.training.seeding`), so
+runs are reproducible and resume exactly, with any number of workers.
 
 Example:
     >>>     >>> from ferkit.config import DataConfig
@@ -35,6 +36,7 @@ from ferkit.data.transforms import eval_transform
 from ferkit.errors import DataError, FerkitError
 from ferkit.labels import CANONICAL, CANONICAL_INDEX
 from ferkit.training.dataspec import open_split
+from ferkit.training.seeding import EpochSampler, EpochSeededDataset
 
 log = logging.getLogger(__name__)
 
@@ -155,15 +157,19 @@ class FERDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         dataset = self.splits["train"]
-        sampler = None
+        base = None
         if self.spec.get("balanced_sampler"):
             try:
                 from ferkit.data.sampler import ClassBalancedSampler
             except ImportError as exc:
                 raise FerkitError("this ferkit has no ClassBalancedSampler; set "
                                   "data.balanced_sampler=false") from exc
-            sampler = ClassBalancedSampler(dataset.targets, seed=self.seed)
-        return self._loader(dataset, shuffle=True, sampler=sampler)
+            base = ClassBalancedSampler(dataset.targets, seed=self.seed)
+        # Order and augmentation from (seed, epoch, sample): the same with any number of
+        # workers and after --resume (ferkit.training.seeding).
+        sampler = EpochSampler(len(dataset), seed=self.seed, base=base)
+        return self._loader(EpochSeededDataset(dataset, seed=self.seed), shuffle=False,
+                            sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.splits["val"], shuffle=False)

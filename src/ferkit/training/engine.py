@@ -8,6 +8,12 @@ A run directory holds::
     RUN_DIR/checkpoints/last.ckpt  Lightning's full state, for --resume
     RUN_DIR/logs/                CSV (metrics.csv) and TensorBoard logs
 
+``--resume`` continues from ``checkpoints/last.ckpt`` and ends with the same weights, bit
+for bit, as a run that was never interrupted, also with DataLoader workers
+(:mod:`ferkit.training.seeding`); ``metrics.csv`` keeps the rows logged up to that
+checkpoint (the killed epoch's rows are logged again as it is replayed).  Every file is
+written atomically, and an OS failure (disk full, no permission) ends the run with one line.
+
 Example:
     >>> from ferkit.training import train                      # doctest: +SKIP
     >>> result = train("fer2013_resnet18", out_dir="runs/fer", data="fer2013.csv.gz")
@@ -16,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import csv
 import datetime
 import importlib.util
 import os
@@ -28,9 +35,13 @@ from typing import Any
 import lightning as L
 import torch
 import yaml
+from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
 import ferkit
+from ferkit import atomic
+from ferkit.atomic import make_dirs, os_error_message
 from ferkit.data.base import FERDataset
 from ferkit.errors import FerkitError
 from ferkit.training.datamodule import FERDataModule
@@ -74,6 +85,9 @@ class FerkitCheckpoint(Callback):
     def on_validation_end(self, trainer: L.Trainer, pl_module: FERModule) -> None:
         if trainer.sanity_checking:
             return
+        # Flush the logs with every checkpoint: a resumed run keeps the rows up to it.
+        for logger in trainer.loggers:
+            logger.save()
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()
                    if k.startswith("val/")}
         metrics.update(epoch=trainer.current_epoch, global_step=trainer.global_step)
@@ -117,11 +131,13 @@ def resolve_precision(recipe: Recipe) -> str:
 
 
 def build_trainer(recipe: Recipe, run_dir: Path, *, callbacks: Sequence[Callback] = (),
-                  ) -> tuple[L.Trainer, FerkitCheckpoint]:
+                  resume_step: int | None = None) -> tuple[L.Trainer, FerkitCheckpoint]:
     """A Lightning ``Trainer`` configured from ``recipe.trainer`` (devices/strategy as-is,
-    so DDP and multi-node need nothing ferkit-specific)."""
+    so DDP and multi-node need nothing ferkit-specific).  ``resume_step``: the global step
+    of the checkpoint a resumed run continues from (``metrics.csv`` keeps rows up to it)."""
     t = recipe.trainer
-    loggers: list[Any] = [L.pytorch.loggers.CSVLogger(run_dir, name="logs", version="")]
+    loggers: list[Any] = [_ResumableCSVLogger(run_dir, name="logs", version="",
+                                              keep_until_step=resume_step)]
     if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX"):
         loggers.append(L.pytorch.loggers.TensorBoardLogger(run_dir, name="logs", version=""))
     ferkit_ckpt = FerkitCheckpoint(run_dir, recipe, monitor=t.monitor)
@@ -189,10 +205,10 @@ def train(
                 f"cannot resume: {ckpt_path} does not exist (the run stopped before its first "
                 "epoch ended, or --out points elsewhere); start it again without --resume"
             )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / RECIPE_FILE).write_text(
-        f"# resolved recipe of this run (ferkit {ferkit.__version__})\n" + resolved.to_yaml()
-    )
+    make_dirs(run_dir)
+    atomic.write_text(run_dir / RECIPE_FILE,
+                      f"# resolved recipe of this run (ferkit {ferkit.__version__})\n"
+                      + resolved.to_yaml())
     L.seed_everything(resolved.trainer.seed, workers=True, verbose=False)
     module = FERModule(resolved.to_dict())
     cfg = module.model.ferkit_config
@@ -201,14 +217,22 @@ def train(
         spec=_data_spec(resolved), augment=resolved.augment,
         batch_size=resolved.trainer.batch_size, seed=resolved.trainer.seed, datasets=datasets,
     )
-    trainer, ferkit_ckpt = build_trainer(resolved, run_dir, callbacks=callbacks)
+    trainer, ferkit_ckpt = build_trainer(
+        resolved, run_dir, callbacks=callbacks,
+        resume_step=_checkpoint_step(ckpt_path) if ckpt_path is not None else None)
     with warnings.catch_warnings():
         # Lightning's advice about num_workers on 2-core machines is noise in a CLI run.
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # Lightning vs torch 2.14
         # FERModule's own batch hook (channels_last) is the intended one: not news.
         warnings.filterwarnings("ignore", message=".*overridden `on_after_batch_transfer`.*")
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        try:
+            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        except OSError as exc:  # a full disk or a folder gone read-only while training
+            where = exc.filename or run_dir
+            raise FerkitError(f"training stopped: {os_error_message(exc, where, 'use')}; "
+                              f"then continue with `ferkit train --resume --out {run_dir}`"
+                              ) from None
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     best = run_dir / "best"
     last = run_dir / "last"
@@ -258,3 +282,57 @@ def _resolve(recipe, out_dir, overrides, data, resume) -> tuple[Path, Recipe]:
 
 def _strip_comment(path: Path) -> dict[str, Any]:
     return yaml.safe_load(path.read_text()) or {}
+
+
+def _checkpoint_step(path: Path) -> int | None:
+    """The global step a Lightning checkpoint was saved at (``None`` if unreadable)."""
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+                   ["global_step"])
+    except Exception:  # Lightning itself reports an unreadable checkpoint
+        return None
+
+
+class _HistoryWriter(ExperimentWriter):
+    """Lightning's CSV writer deletes an existing ``metrics.csv``; on resume this one keeps
+    its rows up to ``keep_until_step`` and appends after them."""
+
+    def __init__(self, log_dir: str, keep_until_step: int | None) -> None:
+        self._keep_until_step = keep_until_step
+        super().__init__(log_dir=log_dir)
+
+    def _check_log_dir_exists(self) -> None:
+        path = Path(self.metrics_file_path)
+        if self._keep_until_step is None or not path.is_file():
+            super()._check_log_dir_exists()
+            return
+        with path.open(newline="") as fh:
+            reader = csv.DictReader(fh)
+            keys = list(reader.fieldnames or [])
+            rows = [r for r in reader if _step(r) <= self._keep_until_step]
+        self.metrics_keys = sorted(keys)
+        with atomic.atomic_open(path, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=self.metrics_keys)
+            writer.writeheader()
+            writer.writerows(rows)
+
+
+def _step(row: dict[str, str]) -> float:
+    try:
+        return float(row.get("step") or 0)
+    except ValueError:
+        return float("inf")
+
+
+class _ResumableCSVLogger(L.pytorch.loggers.CSVLogger):
+    def __init__(self, *args: Any, keep_until_step: int | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._keep_until_step = keep_until_step
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None:
+            os.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _HistoryWriter(self.log_dir, self._keep_until_step)
+        return self._experiment
