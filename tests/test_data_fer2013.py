@@ -129,3 +129,78 @@ def test_real_fer2013_counts(shared_data):
     assert len(open_fer2013(path, split="val", drop_train_duplicates=True)) == 3589 - 280
     assert len(open_fer2013(path, split="test", drop_train_duplicates=True)) == 3589 - 288
     assert load_fer2013_table(path).problems == ()
+
+
+def _table_fields(table):
+    return (table.images, table.emotion, table.usage, table.lines, table.problems)
+
+
+def test_block_boundaries_change_nothing(tmp_path, monkeypatch):
+    from ferkit.data import fer2013
+    from ferkit.data.fer2013 import clear_table_cache, load_fer2013_table
+
+    path = tmp_path / "fer2013.csv"
+    path.write_text("emotion,pixels,Usage\r\n" + "\r\n".join(
+        [f"{e},{pixels(v)},{u}" for e, u, v in ROWS] + ["", "9," + pixels(1) + ",Training"])
+        + "\r\n")
+    whole = load_fer2013_table(path)
+    clear_table_cache()
+    monkeypatch.setattr(fer2013, "BLOCK_BYTES", 7_001)  # blocks end mid-line, mid-number
+    streamed = load_fer2013_table(path)
+    for a, b in zip(_table_fields(whole), _table_fields(streamed), strict=True):
+        assert np.array_equal(a, b) if isinstance(a, np.ndarray) else a == b
+    assert streamed.lines.tolist() == [2, 3, 4, 5, 6, 7, 8, 9, 10, 12]
+    assert "line 12: emotion '9'" in streamed.problems[0]
+
+
+def test_one_megabyte_line_is_reported_with_bounded_memory(tmp_path):
+    """One 1 MB field made the vectorised parser allocate rows x longest-gap int64s."""
+    import tracemalloc
+
+    path = tmp_path / "fer2013.csv"
+    rows = [f"{i % 7},{pixels(i)},Training" for i in range(64)]
+    rows[10] = f"3,{pixels(1)},{'x' * 1_000_000}"  # e.g. a corrupted Usage column
+    path.write_text("emotion,pixels,Usage\n" + "\n".join(rows) + "\n")
+    tracemalloc.start()
+    try:
+        dataset = open_fer2013(path, strict=False)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64e6, f"parsing a 1.6 MB file peaked at {peak / 1e6:.0f} MB"
+    assert len(dataset) == 63 and dataset.rows.tolist() == [*range(10), *range(11, 64)]
+    assert dataset.problems[0].startswith(f"{path} line 12: the line is 1,")
+    with pytest.raises(DataError, match="line 12: the line is 1,0"):
+        open_fer2013(path)
+
+
+def test_line_longer_than_a_block_streams_past(tmp_path, monkeypatch):
+    from ferkit.data import fer2013
+
+    monkeypatch.setattr(fer2013, "BLOCK_BYTES", 50_000)
+    path = tmp_path / "fer2013.csv.gz"
+    rows = [f"{e},{pixels(v)},{u}" for e, u, v in ROWS]
+    rows.insert(2, "0," + " ".join(["1"] * 200_000) + ",Training")  # 400 KB, no newline in it
+    path.write_bytes(gzip.compress(("emotion,pixels,Usage\n" + "\n".join(rows)).encode()))
+    train = open_fer2013(path, strict=False)
+    assert train.problems[0].startswith(f"{path} line 4: the line is 400,")
+    assert train.rows.tolist() == [0, 1, 3, 4]  # row numbers stay aligned with the file
+    assert train.targets.tolist() == canon("anger", "happy", "neutral", "surprise")
+
+
+@pytest.mark.parametrize("content, message", [
+    (bytes(range(255, -1, -1)) * 64, "line 1 is not text"),
+    (b"\x00" * 200_000, "line 1 is over 64 KB long"),
+    (b"", "is empty"),
+    (gzip.compress(b"emotion,pixels,Usage\n" + b"0," * 5000)[:-30], "cannot read"),
+])
+def test_binary_or_broken_files_are_one_line_errors(tmp_path, capsys, content, message):
+    from ferkit.cli import main
+
+    path = tmp_path / ("fer2013.csv.gz" if content[:2] == b"\x1f\x8b" else "fer2013.csv")
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=message):
+        open_fer2013(path)
+    assert main(["data", "check", str(path), "--format", "fer2013"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
