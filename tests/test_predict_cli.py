@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -41,21 +42,22 @@ def _run(capsys, *args: str) -> tuple[int, str, str]:
 
 
 def test_find_images_expands_folders_and_globs(photo_dir):
-    files, problems = find_images([photo_dir, str(photo_dir / "**" / "*.png"),
+    files, problems, skipped = find_images([photo_dir, str(photo_dir / "**" / "*.png"),
                                    photo_dir / "a.png", photo_dir / "nope.jpg",
                                    str(photo_dir / "*.gif")])
     names = [p.relative_to(photo_dir).as_posix() for p in files]
     assert names == ["a.png", "sub/b.jpg", "sub/broken.jpg", "sub/deeper/c.png"]  # no dupes
     assert [m for _, m in problems] == [f"{photo_dir / 'nope.jpg'} does not exist",
                                         f"pattern {photo_dir / '*.gif'} matched no file"]
+    assert skipped == []
 
 
 def test_json_matches_the_api(capsys, photo_dir, tiny_checkpoint, recognizer):
     status, out, err = _run(capsys, photo_dir, "--model", tiny_checkpoint, "--no-detect",
                             "--json", "--batch-size", "2")
-    assert status == 0
+    assert status == 1  # broken.jpg failed: any failed input makes the exit status 1
     rows = json.loads(out)
-    files, _ = find_images([photo_dir])
+    files = find_images([photo_dir]).files
     expected = recognizer(files, detect=False)
     assert [r["source"] for r in rows] == [str(f) for f in files]
     for row, res in zip(rows, expected, strict=True):
@@ -68,7 +70,7 @@ def test_json_matches_the_api(capsys, photo_dir, tiny_checkpoint, recognizer):
 def test_csv_matches_the_api(capsys, photo_dir, tiny_checkpoint, recognizer):
     status, out, _ = _run(capsys, photo_dir / "sub", "--model", tiny_checkpoint, "--no-detect",
                           "--csv")
-    assert status == 0
+    assert status == 1  # broken.jpg
     rows = list(csv.DictReader(io.StringIO(out)))
     assert [r["source"].rsplit("/", 1)[-1] for r in rows] == ["b.jpg", "broken.jpg", "c.png"]
     api = recognizer(photo_dir / "sub" / "b.jpg", detect=False).faces[0]
@@ -128,3 +130,60 @@ def test_usage_errors_exit_2(capsys, photo_dir, tiny_checkpoint, tmp_path):
     assert status == 2 and "no images to read" in err and "does not exist" in err
     status, _, err = _run(capsys, photo_dir, "--model", tiny_checkpoint, "--format", "xml")
     assert status == 2 and "--format must be one of" in err
+
+
+@pytest.fixture
+def hostile_dir(tmp_path):
+    """A folder with a symlink loop, a link to nothing, a named pipe, a 3 MB file and a
+    file name holding terminal escapes, beside two real images."""
+    import os
+
+    root = tmp_path / "hostile"
+    (root / "real").mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    for rel in ("real/a.png", "real/b.jpg"):
+        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(root / rel)
+    (root / "real" / "loop").symlink_to(root)                   # hostile/real/loop -> hostile
+    (root / "real" / "self").symlink_to(".")                     # a link to its own folder
+    (root / "nowhere.jpg").symlink_to(root / "missing.jpg")
+    os.mkfifo(root / "pipe.jpg")
+    (root / "huge.png").write_bytes(b"\x89PNG" + b"\0" * 3 * 2**20)
+    Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(
+        root / "evil\x1b[2J\nname.png")
+    return root
+
+
+def test_symlink_loops_end_fast_and_skips_are_reported(hostile_dir):
+    import time
+
+    start = time.perf_counter()
+    for argument in (hostile_dir, str(hostile_dir / "**" / "*.png")):
+        found = find_images([argument], max_bytes=2**20)
+        assert time.perf_counter() - start < 5  # the loop is not followed round and round
+        names = sorted(p.relative_to(hostile_dir).as_posix() for p in found.files)
+        assert names == (["evil\x1b[2J\nname.png", "real/a.png", "real/b.jpg"]
+                         if argument == hostile_dir else ["evil\x1b[2J\nname.png", "real/a.png"])
+        why = {Path(path).name: reason for path, reason in found.skipped}
+        assert "already searched" in why["loop"] and "already searched" in why["self"]
+        if argument == hostile_dir:
+            assert why["nowhere.jpg"] == "a link to nothing"
+            assert why["pipe.jpg"].startswith("a named pipe")
+            assert [m for _, m in found.problems] == [
+                f"{hostile_dir / 'huge.png'} is 3.0 MB, over the 1.0 MB limit for one image; "
+                "raise it with --max-file-size"]
+    # A pipe named on the command line is refused, not opened (reading it would block).
+    found = find_images([hostile_dir / "pipe.jpg"])
+    assert found.files == [] and "is a named pipe (FIFO), not an image" in found.problems[0][1]
+
+
+def test_cli_reports_skips_escapes_names_and_exits_1(capsys, hostile_dir, tiny_checkpoint):
+    status, out, err = _run(capsys, hostile_dir, "--model", tiny_checkpoint, "--no-detect",
+                            "--max-file-size", "1", "-f", "quiet")
+    assert status == 1  # huge.png was refused
+    assert "\x1b" not in out + err and "evil\\x1b[2J\\nname.png\t1\t" in out
+    assert "skipped while searching folders (4):" in err and "a named pipe" in err
+    assert "failed (1):" in err and "huge.png is 3.0 MB, over the 1.0 MB limit" in err
+    # Raising the limit lets huge.png through to the decoder (which reports it as broken).
+    status, _, err = _run(capsys, hostile_dir / "huge.png", "--model", tiny_checkpoint,
+                          "--max-file-size", "4")
+    assert status == 1 and "over the" not in err and "huge.png" in err

@@ -14,6 +14,8 @@ from typing import Annotated
 
 import typer
 
+from ferkit.inference.files import DEFAULT_MAX_BYTES, printable
+
 FORMATS = ("human", "json", "csv", "quiet")
 
 
@@ -44,12 +46,17 @@ def register(app: typer.Typer) -> None:
             "--no-detect", help="each image is one already-cropped face")] = False,
         device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, …")] = "cpu",
         backend: Annotated[str, typer.Option(help="auto, torch or onnx")] = "auto",
+        max_file_size: Annotated[float, typer.Option(
+            "--max-file-size", min=0.001, help="largest image file read, in MB")
+        ] = DEFAULT_MAX_BYTES / 2**20,
     ) -> None:
         """Find every face in images and recognise its expression.
 
         Prints one row per face (file, face number, box, label, probability, next classes).
-        Files that cannot be read are reported at the end on stderr; the exit status is 1
-        only when every input failed, else 0.
+        Inputs that fail (missing, unreadable, not an image, over --max-file-size) are
+        reported at the end on stderr, with what folder searches passed over (links that
+        loop, named pipes); control characters in names are shown escaped.  Exit status:
+        0 when every input was read, 1 when any failed, 2 for usage errors.
 
         Examples:
 
@@ -70,7 +77,8 @@ def register(app: typer.Typer) -> None:
             raise FerkitError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
         status = run_predict(paths, model=model, detector=detector, top_k=top_k, fmt=fmt,
                              annotate=annotate, batch_size=batch_size, detect=not no_detect,
-                             device=device, backend=backend)
+                             device=device, backend=backend,
+                             max_bytes=round(max_file_size * 2**20))
         if status:
             raise typer.Exit(status)
 
@@ -78,22 +86,24 @@ def register(app: typer.Typer) -> None:
 def run_predict(paths: list[str], *, model: str = "default", detector: str = "retinaface",
                 top_k: int = 3, fmt: str = "human", annotate: Path | None = None,
                 batch_size: int = 16, detect: bool = True, device: str = "cpu",
-                backend: str = "auto", out=None, err=None) -> int:
-    """The body of ``ferkit predict``; returns the exit status (1 if every input failed)."""
+                backend: str = "auto", max_bytes: int | None = DEFAULT_MAX_BYTES, out=None,
+                err=None) -> int:
+    """The body of ``ferkit predict``; returns the exit status (1 if any input failed)."""
+    from ferkit.atomic import make_dirs
     from ferkit.errors import FerkitError
     from ferkit.inference.files import find_images
     from ferkit.inference.recognizer import Recognizer
 
     out = out or sys.stdout
     err = err or sys.stderr
-    files, failures = find_images(paths)
+    files, failures, skipped = find_images(paths, max_bytes=max_bytes)
     if not files:
         details = "; ".join(message for _, message in failures) or "no paths given"
-        raise FerkitError(f"no images to read: {details}")
+        raise FerkitError(printable(f"no images to read: {details}"))
     recognizer = Recognizer.from_pretrained(model, device=device, detector=detector,
                                             backend=backend, batch_size=batch_size)
     if annotate is not None:
-        annotate.mkdir(parents=True, exist_ok=True)
+        make_dirs(annotate)
     writer = _Writer(fmt, out, recognizer.label_names, top_k)
     ok = faces = faceless = 0
     names: set[str] = set()
@@ -114,11 +124,15 @@ def run_predict(paths: list[str], *, model: str = "default", detector: str = "re
         if faceless and detect:
             print(f"no face found in {faceless} image{'s' * (faceless != 1)}; if they are "
                   "already face crops, add --no-detect", file=err)
+    if skipped:
+        print(f"skipped while searching folders ({len(skipped)}):", file=err)
+        for path, why in skipped:
+            print(f"  {printable(path)}: {why}", file=err)
     if failures:
         print(f"failed ({len(failures)}):", file=err)
         for _, message in failures:
-            print(f"  {message}", file=err)
-    return 1 if ok == 0 else 0
+            print(f"  {printable(message)}", file=err)
+    return 1 if failures else 0
 
 
 class _Writer:
@@ -157,10 +171,10 @@ class _Writer:
 
     def _quiet(self, result) -> None:
         for i, face in enumerate(result.faces, start=1):
-            self.out.write(f"{result.source}\t{i}\t{face.label}\n")
+            self.out.write(f"{printable(result.source)}\t{i}\t{face.label}\n")
 
     def _human(self, result) -> None:
-        name = _shorten(result.source, 32)
+        name = _shorten(printable(result.source), 32)
         if result.error is not None:
             self.out.write(f"{name:<32} {'-':>4}  error (see below)\n")
         elif not result.faces:
@@ -183,6 +197,7 @@ def _shorten(text: str, width: int) -> str:
 
 
 def _write_annotated(result, folder: Path, taken: set[str]) -> None:
+    from ferkit.atomic import atomic_path
     from ferkit.inference.annotate import draw_results
     from ferkit.inference.io import load_image
 
@@ -193,4 +208,5 @@ def _write_annotated(result, folder: Path, taken: set[str]) -> None:
         name, n = f"{source.stem}-{n}{suffix}", n + 1
     taken.add(name)
     # One label line per face: crowded photos stay readable.
-    draw_results(load_image(source), result, top_k=1).save(folder / name, quality=90)
+    with atomic_path(folder / name) as tmp:
+        draw_results(load_image(source), result, top_k=1).save(tmp, quality=90)
