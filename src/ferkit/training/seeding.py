@@ -94,7 +94,9 @@ class EpochSeededDataset(Dataset):
 
     def __getattr__(self, name: str) -> Any:
         # name, summary(), soft_targets …: the wrapped dataset's (only called for names the
-        # wrapper lacks; "dataset" itself is guarded so unpickling in a worker cannot loop).
-        if name == "dataset":
+        # wrapper lacks).  Never dunders: the DataLoader would take a Subset's
+        # ``__getitems__`` and bypass the seeding; "dataset" is guarded so that unpickling
+        # in a worker cannot recurse.
+        if name == "dataset" or name.startswith("__"):
             raise AttributeError(name)
         return getattr(self.dataset, name)
