@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,9 +12,7 @@ import ferkit
 from ferkit import atomic
 from ferkit.cli import main
 from ferkit.errors import FerkitError
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_data_fer2013 import write_csv  # noqa: E402
+from test_data_fer2013 import write_csv
 
 
 def _disk_full_after(nbytes: int):

@@ -192,8 +192,8 @@ def test_line_longer_than_a_block_streams_past(tmp_path, monkeypatch):
     (bytes(range(255, -1, -1)) * 64, "line 1 is not text"),
     (b"\x00" * 200_000, "line 1 is over 64 KB long"),
     (b"", "is empty"),
-    (gzip.compress(b"emotion,pixels,Usage\n" + b"0," * 5000)[:-30], "cannot read"),
-])
+    (gzip.compress(b"emotion,pixels,Usage\n" + b"0," * 5000, mtime=0)[:-30], "cannot read"),
+], ids=["binary", "no-newline", "empty", "truncated-gzip"])
 def test_binary_or_broken_files_are_one_line_errors(tmp_path, capsys, content, message):
     from ferkit.cli import main
 

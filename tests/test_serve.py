@@ -64,7 +64,8 @@ class ScriptedRecognizer:
     give different answers); optional delay and failure on a magic colour."""
 
     def __init__(self, *, delay: float = 0.0) -> None:
-        self.config = ModelConfig(architecture="baseline", label_names=LABELS, data=DataConfig(input_size=(3, 64, 64)))
+        self.config = ModelConfig(architecture="baseline", label_names=LABELS,
+                                  data=DataConfig(input_size=(3, 64, 64)))
         self.delay = delay
         self.batch_sizes: list[int] = []
         self.threads: set[str] = set()

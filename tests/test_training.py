@@ -296,3 +296,26 @@ def test_cli_trains_from_dsan_style_label_lists(tmp_path, capsys):
     assert cfg.provenance["recipe"]["data"]["format"] == "list"
     assert main(["train", "-r", str(tmp_path / "tiny.yaml"), "--train-label", "t.txt"]) == 2
     assert "needs --data-dir DIR" in capsys.readouterr().err
+
+
+def test_os_failures_while_training_are_one_line(tmp_path):
+    import errno
+
+    import lightning as L
+
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(FerkitError, match=f"cannot create the folder {blocker}/run"):
+        train(tiny_recipe(epochs=1), out_dir=blocker / "run")
+
+    class DiskFull(L.Callback):
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "x.ckpt"))
+
+    with pytest.raises(FerkitError) as info:
+        train(tiny_recipe(epochs=1), out_dir=tmp_path / "run", callbacks=[DiskFull()],
+              overrides=["data.options.size=32"])
+    message = str(info.value)
+    assert message.startswith(f"training stopped: cannot write {tmp_path / 'x.ckpt'}: No space")
+    assert "free some disk space" in message and "--resume" in message
+    assert "\n" not in message

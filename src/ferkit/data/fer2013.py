@@ -173,11 +173,12 @@ def _parse_pixels(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray
     odd = ~is_digit & (seg != 32) & (seg != 34) & (seg != 13)
     # Blank out the stretches between one row's pixels and the next's (the other columns,
     # e.g. the emotion digit), so only pixel numbers remain: +1 where a gap starts, -1 where
-    # it ends, and a running sum (one int per byte, however long a gap is).
-    gap_start, gap_end = ends[:-1] - lo, starts[1:] - lo
-    edges = (np.bincount(gap_start, minlength=len(seg) + 1)
-             - np.bincount(gap_end, minlength=len(seg) + 1))
-    in_gap = np.cumsum(edges[:-1]) > 0
+    # it ends, and a running sum (one byte per byte, however long a gap is; gaps never
+    # overlap, so the sum is 0 or 1).
+    edges = np.zeros(len(seg) + 1, np.int8)
+    np.add.at(edges, ends[:-1] - lo, 1)
+    np.add.at(edges, starts[1:] - lo, -1)
+    in_gap = np.cumsum(edges[:-1], dtype=np.int8) > 0
     is_digit &= ~in_gap
     odd &= ~in_gap
     d = digit.astype(np.int16) * is_digit

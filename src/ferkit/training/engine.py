@@ -36,6 +36,7 @@ import lightning as L
 import torch
 import yaml
 from lightning.fabric.loggers.logger import rank_zero_experiment
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
@@ -164,6 +165,7 @@ def build_trainer(recipe: Recipe, run_dir: Path, *, callbacks: Sequence[Callback
         log_every_n_steps=t.log_every_n_steps,
         logger=loggers,
         callbacks=all_callbacks,
+        plugins=[AtomicCheckpointIO()],
         enable_progress_bar=t.progress_bar,
         enable_model_summary=t.progress_bar,
         # The sanity check would consume RNG before epoch 0 but not on resume.
@@ -230,7 +232,7 @@ def train(
             trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
         except OSError as exc:  # a full disk or a folder gone read-only while training
             where = exc.filename or run_dir
-            raise FerkitError(f"training stopped: {os_error_message(exc, where, 'use')}; "
+            raise FerkitError(f"training stopped: {os_error_message(exc, where)}; "
                               f"then continue with `ferkit train --resume --out {run_dir}`"
                               ) from None
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
@@ -291,6 +293,19 @@ def _checkpoint_step(path: Path) -> int | None:
                    ["global_step"])
     except Exception:  # Lightning itself reports an unreadable checkpoint
         return None
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """``last.ckpt`` through :func:`ferkit.atomic.atomic_path`: the temporary sits beside the
+    file (Lightning's own goes through the system temp folder, perhaps another disk, and
+    is copied over the target), and a full disk is a one-line error."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any,
+                        storage_options: Any | None = None) -> None:
+        if storage_options is not None:
+            raise TypeError("ferkit's checkpoint writer takes no storage_options")
+        with atomic.atomic_path(path) as tmp:
+            torch.save(checkpoint, tmp)
 
 
 class _HistoryWriter(ExperimentWriter):
