@@ -103,3 +103,26 @@ def test_atomic_path_keeps_the_old_file_on_any_error(tmp_path):
         assert tmp.suffix == ".png" and tmp.parent == tmp_path  # formats infer from suffix
         tmp.write_bytes(b"png")
     assert (tmp_path / "plot.png").read_bytes() == b"png"
+
+
+def test_models_add_on_a_full_disk_or_unwritable_home_is_one_line(tiny_checkpoint, tmp_path,
+                                                                  capsys, monkeypatch):
+    import shutil
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("FERKIT_HOME", str(home))
+
+    def full(src, dst, **kwargs):
+        Path(dst).write_bytes(b"\0" * 10)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(shutil, "copy2", full)
+    _one_line_error(capsys, ["models", "add", "mine", tiny_checkpoint],
+                    f"cannot write {home / 'models' / 'mine'}: No space left on device")
+    assert list((home / "models").iterdir()) == []  # no half-added model, no staging folder
+    monkeypatch.undo()
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("FERKIT_HOME", str(blocker / "home"))
+    _one_line_error(capsys, ["models", "add", "mine", tiny_checkpoint],
+                    "cannot create the folder", "a part of the path is a file")

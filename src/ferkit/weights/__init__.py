@@ -92,6 +92,7 @@ def add_user_model(name: str, checkpoint: str | Path, *, overwrite: bool = False
     add never leaves half a model behind, and an existing model is only replaced with
     ``overwrite=True``.
     """
+    from ferkit.atomic import make_dirs, os_error_message
     from ferkit.checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_checkpoint, resolve_checkpoint_dir
 
     check_model_name(name)
@@ -103,14 +104,20 @@ def add_user_model(name: str, checkpoint: str | Path, *, overwrite: bool = False
             f"a user model called {name!r} already exists ({target}): pass --overwrite to "
             "replace it, or pick another name"
         )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
+    make_dirs(target.parent)
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
+    except OSError as exc:
+        raise CheckpointError(os_error_message(exc, target.parent)) from None
     try:
         for file in (WEIGHTS_NAME, CONFIG_NAME):
             shutil.copy2(source / file, staging / file)
         if target.exists():
             shutil.rmtree(target)
         staging.rename(target)
+    except OSError as exc:  # a full disk while copying: one line, nothing half-added
+        shutil.rmtree(staging, ignore_errors=True)
+        raise CheckpointError(os_error_message(exc, target)) from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
