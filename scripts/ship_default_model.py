@@ -1,7 +1,8 @@
 """Measure a trained FER2013 checkpoint and write it into the package as shipped weights.
 
     python scripts/ship_default_model.py runs/fer2013_dsan/best \
-        --data ../shared/data/fer2013/fer2013.csv.gz --train-minutes 95
+        --data ../shared/data/fer2013/fer2013.csv.gz --train-minutes 95 \
+        --expw ../shared/data/expw_dev
 
 What it does, in order:
 1. evaluates the checkpoint (fp32) on PublicTest (model selection), PrivateTest (the
@@ -9,9 +10,13 @@ What it does, in order:
    PrivateTest with flip TTA (for reference; ``ferkit predict`` does not flip);
 2. stores the weights as fp16 (the 25 MB package budget), reloads them and evaluates
    PrivateTest again: it refuses to ship when fp16 costs 0.2 points or more;
-3. writes ``src/ferkit/weights/<name>/`` (``<name>``: the run's recipe name unless given)
-   with the metrics and the model card's facts in ``config.json`` (no local paths), and
-   prints the numbers for docs/model-card.md.
+3. fits the softmax temperature on PublicTest (:mod:`ferkit.calibration`, what ``ferkit
+   calibrate`` does) and measures expected calibration error (15 bins) on PrivateTest and,
+   with ``--expw``, accuracy and ECE on the expw_dev photos (validation only: nothing is
+   fitted on them), each with and without the temperature;
+4. writes ``src/ferkit/weights/<name>/`` (``<name>``: the run's recipe name unless given)
+   with the temperature, the metrics and the model card's facts in ``config.json`` (no
+   local paths), and prints the numbers for docs/model-card.md.
 
 The test ``tests/test_default_model.py`` re-measures the shipped files against these
 numbers, so re-running this script is the only way the card and the weights change.
@@ -27,9 +32,11 @@ from pathlib import Path
 import torch
 
 import ferkit
+from ferkit.calibration import fit_temperature
 from ferkit.checkpoint import load_checkpoint, read_config, save_checkpoint
+from ferkit.data import open_dataset
 from ferkit.data.fer2013 import open_fer2013
-from ferkit.evaluation import evaluate
+from ferkit.evaluation import evaluate, model_inputs, predict_logits
 
 ROOT = Path(__file__).resolve().parents[1]
 CARD_FACTS = {
@@ -59,11 +66,24 @@ def _recipe_facts(recipe_name: str) -> dict[str, str]:
 
 
 def _report(model, data: str, split: str, **options) -> dict:
-    dataset = open_fer2013(data, split=split, drop_train_duplicates=options.pop("dedup", False))
+    if options.pop("format", None) == "faceboxes":
+        dataset = open_dataset(data, format="faceboxes", split=split)
+    else:
+        dataset = open_fer2013(data, split=split,
+                               drop_train_duplicates=options.pop("dedup", False))
     report = evaluate(model, dataset, batch_size=256, **options)
+    cal = report.calibration
     return {"n": report.num_samples, "accuracy": report.accuracy,
             "mean_class_accuracy": report.mean_class_accuracy, "f1_macro": report.f1_macro,
-            "per_class_recall": {k: v.recall for k, v in report.per_class.items()}}
+            "per_class_recall": {k: v.recall for k, v in report.per_class.items()},
+            "ece": cal["ece"], "ece_uncalibrated": cal.get("ece_uncalibrated", cal["ece"]),
+            "nll": cal["nll"]}
+
+
+def _fit_temperature(model, data: str) -> float:
+    """The temperature fitted on PublicTest (the model-selection split, never PrivateTest)."""
+    model_data, labels, _ = model_inputs(model, open_fer2013(data, split="val"))
+    return fit_temperature(predict_logits(model, model_data, batch_size=256), labels)
 
 
 def main() -> None:
@@ -73,6 +93,8 @@ def main() -> None:
     parser.add_argument("--name", help="shipped name (default: the run's recipe name)")
     parser.add_argument("--train-minutes", type=float, help="wall time of the training run")
     parser.add_argument("--hardware", default="2 CPU cores (AMD EPYC, AVX2), no GPU")
+    parser.add_argument("--expw", help="expw_dev folder (labels.csv + images/): measured, "
+                        "never fitted on")
     args = parser.parse_args()
     torch.set_num_threads(2)
 
@@ -92,11 +114,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         save_checkpoint(model, tmp, half=True)
         half_model = load_checkpoint(tmp)
+    temperature = _fit_temperature(half_model, args.data)
+    half_model.ferkit_config = half_model.ferkit_config.replace(temperature=temperature)
     fp16 = {
         "privatetest": _report(half_model, args.data, "test"),
         "privatetest_dedup": _report(half_model, args.data, "test", dedup=True),
         "publictest": _report(half_model, args.data, "val"),
     }
+    if args.expw:
+        fp16["expw_dev"] = _report(half_model, args.expw, "test", format="faceboxes")
     loss = 100 * (fp32["privatetest"]["accuracy"] - fp16["privatetest"]["accuracy"])
     print(json.dumps({"fp32": fp32, "fp16": fp16, "fp16_loss_points": loss}, indent=2))
     if loss >= 0.2:
@@ -114,7 +140,21 @@ def main() -> None:
         "fer2013_privatetest_accuracy_fp32": fp32["privatetest"]["accuracy"],
         "fer2013_privatetest_accuracy_tta_flip_fp32": fp32["privatetest_tta_flip"]["accuracy"],
         "best_epoch": cfg.metrics.get("epoch"),
+        "temperature_fitted_on": "fer2013_publictest",
+        "fer2013_privatetest_ece": fp16["privatetest"]["ece"],
+        "fer2013_privatetest_ece_uncalibrated": fp16["privatetest"]["ece_uncalibrated"],
+        "fer2013_publictest_ece": fp16["publictest"]["ece"],
+        "fer2013_publictest_ece_uncalibrated": fp16["publictest"]["ece_uncalibrated"],
     }
+    if "expw_dev" in fp16:
+        expw = fp16["expw_dev"]
+        metrics.update({
+            "expw_dev_accuracy": expw["accuracy"],
+            "expw_dev_mean_class_accuracy": expw["mean_class_accuracy"],
+            "expw_dev_min_class_recall": min(expw["per_class_recall"].values()),
+            "expw_dev_ece": expw["ece"],
+            "expw_dev_ece_uncalibrated": expw["ece_uncalibrated"],
+        })
     training = {
         "epochs": recipe.get("trainer", {}).get("epochs"),
         "selected_epoch": cfg.metrics.get("epoch"),
@@ -126,7 +166,8 @@ def main() -> None:
     provenance = {"model_card": {**CARD_FACTS, **_recipe_facts(recipe_name),
                                  "training": training}, "recipe": recipe}
     # The run's provenance holds local paths (dataset source, run dir): replace it whole.
-    model.ferkit_config = model.ferkit_config.replace(metrics={}, provenance={})
+    model.ferkit_config = model.ferkit_config.replace(metrics={}, provenance={},
+                                                      temperature=temperature)
     target = ROOT / "src" / "ferkit" / "weights" / (args.name or recipe_name)
     save_checkpoint(model, target, half=True, metrics=metrics, provenance=provenance)
     size = (target / "model.safetensors").stat().st_size / 2**20

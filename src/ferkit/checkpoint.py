@@ -82,6 +82,16 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
     return model
 
 
+def update_config(directory: str | Path, **changes: Any) -> ModelConfig:
+    """Replace fields of a checkpoint's ``config.json`` (e.g. ``temperature=1.4``), atomically;
+    the weights are not touched.  Returns the new config."""
+    directory = Path(directory)
+    cfg = read_config(directory)
+    cfg = cfg.replace(**changes)  # validated: a bad value is a one-line ConfigError
+    atomic.write_text(directory / CONFIG_NAME, cfg.to_json())
+    return cfg
+
+
 def resolve_checkpoint_dir(path: str | Path) -> Path:
     """The checkpoint directory for a path, or a shipped or user model's name."""
     from ferkit.weights import named_weights_dir

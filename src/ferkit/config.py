@@ -139,6 +139,10 @@ class ModelConfig(_Frozen):
         model_kwargs: extra constructor arguments the architecture was built with.
         metrics: measured results, e.g. ``{"fer2013_privatetest_acc": 0.72}``.
         provenance: dataset, recipe, licence, training details: free-form but JSON.
+        temperature: softmax temperature from calibration (:mod:`ferkit.calibration`):
+            probabilities are ``softmax(logits / temperature)`` everywhere ferkit reports
+            them; 1.0 means uncalibrated.  Dividing by a positive number keeps the argmax,
+            so accuracy does not depend on it.
     """
 
     architecture: Annotated[StrictStr, Field(min_length=1, max_length=100)]
@@ -147,6 +151,7 @@ class ModelConfig(_Frozen):
     model_kwargs: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)
     provenance: dict[str, Any] = Field(default_factory=dict)
+    temperature: Annotated[Number, Field(gt=0, lt=1000)] = 1.0
 
     @field_validator("label_names")
     @classmethod
@@ -173,6 +178,7 @@ class ModelConfig(_Frozen):
             "model_kwargs": _jsonable(self.model_kwargs),
             "metrics": _jsonable(self.metrics),
             "provenance": _jsonable(self.provenance),
+            "temperature": float(self.temperature),
         }
 
     def to_json(self) -> str:

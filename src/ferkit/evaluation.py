@@ -1,5 +1,6 @@
 """Honest metrics for a model on a dataset: accuracy, mean class accuracy, macro F1,
-per-class precision/recall/F1 and the confusion matrix.
+per-class precision/recall/F1, the confusion matrix and calibration (expected calibration
+error over 15 bins, NLL, a reliability diagram; :mod:`ferkit.calibration`).
 
 Labels are compared by **name**: the dataset's canonical indices are mapped onto the
 model's outputs through ``model.ferkit_config.label_names``; samples of classes the model
@@ -58,6 +59,11 @@ class EvaluationReport:
     excluded: int = 0
     tta: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    #: ``temperature``, ``ece`` and ``nll`` of the reported probabilities,
+    #: ``ece_uncalibrated``/``nll_uncalibrated`` at temperature 1 and ``reliability``
+    #: (:class:`~ferkit.calibration.ReliabilityBins` as a dict); empty when only labels
+    #: were compared (:func:`compute_metrics` without ``probs``).
+    calibration: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -80,6 +86,14 @@ class EvaluationReport:
         )
         lines.append(f"accuracy {self.accuracy:.4f}   mean class accuracy "
                      f"{self.mean_class_accuracy:.4f}   macro F1 {self.f1_macro:.4f}")
+        cal = self.calibration
+        if cal:
+            line = f"ECE (15 bins) {cal['ece']:.4f}   NLL {cal['nll']:.4f}   temperature " \
+                   f"{cal['temperature']:.4g}"
+            if "ece_uncalibrated" in cal:
+                line += f"   (at temperature 1: ECE {cal['ece_uncalibrated']:.4f}, NLL " \
+                        f"{cal['nll_uncalibrated']:.4f})"
+            lines.append(line)
         lines.append("")
         lines.append(f"{'class':<10} {'precision':>9} {'recall':>7} {'f1':>7} {'support':>8}")
         for name, m in self.per_class.items():
@@ -101,10 +115,49 @@ class EvaluationReport:
                               title=f"accuracy {self.accuracy:.3f}, macro F1 "
                                     f"{self.f1_macro:.3f}")
 
+    def save_reliability_png(self, path: str | Path) -> Path:
+        """Draw the reliability diagram (accuracy against confidence per bin) as a PNG."""
+        from ferkit.explain.plots import plot_reliability
+
+        if not self.calibration:
+            raise FerkitError("this report has no probabilities, so no reliability diagram")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cal = self.calibration
+        title = f"{self.meta.get('dataset', '')} {self.meta.get('split', '')}".strip()
+        return plot_reliability(cal["reliability"], path, title=title,
+                                ece=cal["ece"], temperature=cal["temperature"])
+
+
+def calibration_summary(logits: np.ndarray, labels: np.ndarray, *,
+                        temperature: float = 1.0) -> dict[str, Any]:
+    """The ``calibration`` entry of a report from raw logits ``(N, K)`` or, with TTA,
+    ``(views, N, K)`` (probabilities averaged over views after the temperature)."""
+    from ferkit.calibration import negative_log_likelihood, reliability_bins, softmax
+
+    views = logits if logits.ndim == 3 else logits[None]
+
+    def stats(t: float) -> tuple[float, float, dict[str, Any]]:
+        probs = np.mean([softmax(v, t) for v in views], axis=0)
+        bins = reliability_bins(probs, labels)
+        nll = -float(np.mean(np.log(np.clip(probs[np.arange(len(labels)), labels],
+                                            1e-12, None))))
+        if len(views) == 1:  # the exact form, without the clip
+            nll = negative_log_likelihood(views[0], labels, t)
+        return bins.ece, nll, bins.to_dict()
+
+    ece, nll, bins = stats(temperature)
+    out: dict[str, Any] = {"temperature": float(temperature), "ece": ece, "nll": nll}
+    if temperature != 1.0:
+        out["ece_uncalibrated"], out["nll_uncalibrated"], _ = stats(1.0)
+    out["reliability"] = bins
+    return out
+
 
 def compute_metrics(y_true: Sequence[int] | np.ndarray, y_pred: Sequence[int] | np.ndarray,
                     *, label_names: Sequence[str], excluded: int = 0, tta: str | None = None,
-                    meta: dict[str, Any] | None = None) -> EvaluationReport:
+                    meta: dict[str, Any] | None = None,
+                    calibration: dict[str, Any] | None = None) -> EvaluationReport:
     """Metrics from true/predicted **output** indices (``0..len(label_names)-1``).
 
     Classes absent from ``y_true`` get recall 0 and are left out of the mean class
@@ -141,13 +194,15 @@ def compute_metrics(y_true: Sequence[int] | np.ndarray, y_pred: Sequence[int] | 
         excluded=int(excluded),
         tta=tta,
         meta=dict(meta or {}),
+        calibration=dict(calibration or {}),
     )
 
 
 @torch.no_grad()
-def predict_proba(model: nn.Module, dataset, *, batch_size: int = 64, tta: str | None = None,
-                  device: str | torch.device = "cpu", num_workers: int = 0) -> np.ndarray:
-    """Softmax probabilities ``(N, K)`` of ``model`` over a dataset already transformed."""
+def predict_logits(model: nn.Module, dataset, *, batch_size: int = 64, tta: str | None = None,
+                   device: str | torch.device = "cpu", num_workers: int = 0) -> np.ndarray:
+    """Raw logits (before any temperature) of ``model`` over a dataset already transformed:
+    ``(N, K)``, or ``(2, N, K)`` with ``tta="flip"`` (plain and mirrored views)."""
     if tta not in (None, "none", "flip"):
         raise FerkitError(f"--tta must be 'flip' or 'none', not {tta!r}")
     model = model.to(device).eval()
@@ -155,55 +210,99 @@ def predict_proba(model: nn.Module, dataset, *, batch_size: int = 64, tta: str |
     chunks = []
     for x, _ in loader:
         x = x.to(device)
-        probs = model(x).logits.float().softmax(dim=1)
+        views = [model(x).logits.float()]
         if tta == "flip":
-            probs = (probs + model(torch.flip(x, dims=[3])).logits.float().softmax(dim=1)) / 2
-        chunks.append(probs.cpu())
-    return torch.cat(chunks).numpy()
+            views.append(model(torch.flip(x, dims=[3])).logits.float())
+        chunks.append(torch.stack(views).cpu())
+    logits = torch.cat(chunks, dim=1).numpy()
+    return logits if tta == "flip" else logits[0]
+
+
+def predict_proba(model: nn.Module, dataset, *, batch_size: int = 64, tta: str | None = None,
+                  device: str | torch.device = "cpu", num_workers: int = 0,
+                  temperature: float | None = None) -> np.ndarray:
+    """Probabilities ``(N, K)``: ``softmax(logits / T)`` with the model's calibration
+    temperature unless ``temperature`` is given; flip TTA averages the two views'."""
+    from ferkit.calibration import model_temperature, softmax
+
+    t = model_temperature(model) if temperature is None else float(temperature)
+    logits = predict_logits(model, dataset, batch_size=batch_size, tta=tta, device=device,
+                            num_workers=num_workers)
+    views = logits if logits.ndim == 3 else logits[None]
+    return np.mean([softmax(v, t) for v in views], axis=0).astype(np.float32)
+
+
+def prepare_for_model(dataset, model: nn.Module):
+    """A shallow copy of ``dataset`` that yields exactly the model's inputs: the model's eval
+    transform, and, for datasets of whole photos with face boxes
+    (:class:`~ferkit.data.faceboxes.FaceBoxDataset`), the Recognizer's face crop."""
+    from ferkit.data.transforms import eval_transform
+
+    cfg = model.ferkit_config
+    data = copy.copy(dataset)
+    data.transform = eval_transform(cfg.data)
+    if hasattr(data, "crop_config"):
+        data.crop_config = cfg.data
+    return data
 
 
 def evaluate(model: nn.Module, dataset, *, batch_size: int = 64, tta: str | None = None,
              device: str | torch.device = "cpu", num_workers: int = 0,
-             meta: dict[str, Any] | None = None) -> EvaluationReport:
+             meta: dict[str, Any] | None = None,
+             temperature: float | None = None) -> EvaluationReport:
     """Evaluate a ferkit model on a :class:`~ferkit.data.FERDataset` (any split).
 
     The dataset's transform is replaced (on a copy) by the model's eval transform, so the
-    preprocessing is exactly the one inference uses.
+    preprocessing is exactly the one inference uses.  Probabilities (and so the report's
+    calibration figures) use the model's calibration temperature, or ``temperature`` when
+    given; the report also gives ECE and NLL at temperature 1 when they differ.
 
     Example:
         >>> import ferkit
         >>> from ferkit.data import FakeFER
         >>> model = ferkit.create_model("baseline_test")
         >>> report = evaluate(model, FakeFER(16, image_size=32), batch_size=8)
-        >>> report.num_samples
-        16
+        >>> report.num_samples, 0 <= report.calibration["ece"] <= 1
+        (16, True)
     """
-    from ferkit.data.transforms import eval_transform
+    from ferkit.calibration import model_temperature, softmax
 
     cfg = getattr(model, "ferkit_config", None)
     if cfg is None:
         raise FerkitError("evaluate needs a ferkit model (ferkit.create_model/load_checkpoint)")
+    data, targets, excluded = model_inputs(model, dataset)
+    logits = predict_logits(model, data, batch_size=batch_size, tta=tta, device=device,
+                            num_workers=num_workers)
+    t = model_temperature(model) if temperature is None else float(temperature)
+    views = logits if logits.ndim == 3 else logits[None]
+    info = {"model": cfg.architecture, "dataset": getattr(dataset, "name", "dataset"),
+            "split": getattr(dataset, "split", "?"), **(meta or {})}
+    probs = np.mean([softmax(v, t) for v in views], axis=0)
+    return compute_metrics(targets, probs.argmax(axis=1), label_names=cfg.label_names,
+                           excluded=excluded, tta=None if tta in (None, "none") else tta,
+                           meta=info, calibration=calibration_summary(logits, targets,
+                                                                      temperature=t))
+
+
+def model_inputs(model: nn.Module, dataset) -> tuple[Any, np.ndarray, int]:
+    """``(data, targets, excluded)``: the samples of ``dataset`` whose class ``model`` has,
+    prepared as the model's inputs (:func:`prepare_for_model`), their labels as the model's
+    output indices, and how many samples were left out."""
+    cfg = model.ferkit_config
     lookup = np.full(len(CANONICAL), -1, dtype=np.int64)
     for out_idx, name in enumerate(cfg.label_names):
         lookup[CANONICAL_INDEX[name]] = out_idx
     canonical = np.asarray(dataset.targets, dtype=np.int64)
     mapped = lookup[canonical]
     keep = np.flatnonzero(mapped >= 0)
-    data = copy.copy(dataset)
-    data.transform = eval_transform(cfg.data)
-    subset = data if len(keep) == len(canonical) else Subset(data, keep.tolist())
     if len(keep) == 0:
         raise FerkitError(
             f"{getattr(dataset, 'name', 'dataset')} has no samples of the model's classes "
             f"({', '.join(cfg.label_names)})"
         )
-    probs = predict_proba(model, subset, batch_size=batch_size, tta=tta, device=device,
-                          num_workers=num_workers)
-    info = {"model": cfg.architecture, "dataset": getattr(dataset, "name", "dataset"),
-            "split": getattr(dataset, "split", "?"), **(meta or {})}
-    return compute_metrics(mapped[keep], probs.argmax(axis=1), label_names=cfg.label_names,
-                           excluded=len(canonical) - len(keep),
-                           tta=None if tta in (None, "none") else tta, meta=info)
+    data = prepare_for_model(dataset, model)
+    subset = data if len(keep) == len(canonical) else Subset(data, keep.tolist())
+    return subset, mapped[keep], len(canonical) - len(keep)
 
 
 def compare(checkpoints: Sequence[str | Path], dataset, *, batch_size: int = 64,

@@ -2,7 +2,9 @@
 
 The exported graph takes the normalised face batch ``input`` ``(N, C, H, W)`` float32 (the
 output of :func:`ferkit.data.transforms.eval_transform`) and returns ``logits``
-``(N, num_classes)``; the batch axis is dynamic.  Everything else a user of the file needs
+``(N, num_classes)``, already divided by the model's calibration temperature
+(``softmax(logits)`` is the calibrated probability; ``ferkit.temperature`` records the
+value); the batch axis is dynamic.  Everything else a user of the file needs
 travels in the ONNX model's ``metadata_props`` (string key/values), so ONNX Runtime users
 need neither ferkit nor the checkpoint:
 
@@ -17,6 +19,7 @@ key                        value
 ``ferkit.interpolation``   resize filter for the face crop
 ``ferkit.alignment``       ``five_point`` or ``box`` (how the face crop was made)
 ``ferkit.face_margin``     context around the face, fraction of the face size
+``ferkit.temperature``     calibration temperature already applied inside the graph
 ``ferkit.config``          the full :class:`~ferkit.config.ModelConfig` JSON (round trip)
 =========================  ============================================================
 
@@ -42,6 +45,7 @@ import torch
 from torch import Tensor, nn
 
 from ferkit.atomic import atomic_path
+from ferkit.calibration import model_temperature
 from ferkit.config import ModelConfig
 from ferkit.errors import CheckpointError, FerkitError
 
@@ -97,14 +101,24 @@ class ExportReport:
 
 
 class LogitsOnly(nn.Module):
-    """Wraps a ferkit model so ``forward`` returns only ``FEROutput.logits`` (a tensor)."""
+    """Wraps a ferkit model so ``forward`` returns only its calibrated logits (a tensor).
+
+    ``FEROutput.logits / temperature``, the temperature from the model's config
+    (:mod:`ferkit.calibration`; 1.0 when uncalibrated).  This is the one place the
+    temperature is applied: the PyTorch backend runs this module and the ONNX export traces
+    it, so both return logits whose softmax is the calibrated probability.
+    """
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
+        self.temperature = model_temperature(model)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.model(x).logits
+        logits = self.model(x).logits
+        if self.temperature != 1.0:  # no Div node in uncalibrated graphs
+            logits = logits / self.temperature
+        return logits
 
 
 def export_onnx(
@@ -290,6 +304,7 @@ def onnx_metadata(cfg: ModelConfig) -> dict[str, str]:
         "interpolation": data.interpolation,
         "alignment": data.alignment,
         "face_margin": data.face_margin,
+        "temperature": cfg.temperature,
     }
     out = {METADATA_PREFIX + k: v if isinstance(v, str) else json.dumps(v)
            for k, v in values.items()}

@@ -38,6 +38,13 @@ def _open(data: str, data_format: str | None, split: str, options: list[str] | N
     return open_split({"format": data_format, "source": data, "options": parsed}, split)
 
 
+def _check_temperature(temperature: float | None) -> None:
+    from ferkit.errors import FerkitError
+
+    if temperature is not None and not 0 < temperature < 1e3:
+        raise FerkitError(f"--temperature must be a positive number below 1000, got "
+                          f"{temperature}")
+
 
 def register(app: typer.Typer) -> None:
     @app.command()
@@ -53,10 +60,17 @@ def register(app: typer.Typer) -> None:
             "--json", help="write the JSON report")] = None,
         confusion: Annotated[Path | None, typer.Option(
             "--confusion", help="write the confusion matrix: .png (plot) or .json")] = None,
+        reliability: Annotated[Path | None, typer.Option(
+            "--reliability", help="write the reliability diagram (calibration) as a .png")
+        ] = None,
+        temperature: Annotated[float | None, typer.Option(
+            "--temperature", help="softmax temperature instead of the checkpoint's "
+            "calibrated one (1 = uncalibrated)")] = None,
         option: OptionOpt = None,
         format: FormatOpt = "human",
     ) -> None:
-        """Accuracy, mean class accuracy, macro F1, per-class metrics and the confusion matrix.
+        """Accuracy, mean class accuracy, macro F1, per-class metrics, the confusion matrix
+        and calibration (ECE over 15 bins, NLL; also at temperature 1 for a calibrated model).
 
         Examples:
 
@@ -66,16 +80,19 @@ def register(app: typer.Typer) -> None:
             --json report.json --confusion cm.png
 
           ferkit evaluate default --data RAF-DB/basic --data-format rafdb --format json
+
+          ferkit evaluate default --data ../shared/data/expw_dev --reliability rel.png
         """
         from ferkit import atomic
         from ferkit.checkpoint import load_checkpoint
         from ferkit.evaluation import evaluate as run_evaluation
 
         check_choice(format)
+        _check_temperature(temperature)
         model = load_checkpoint(checkpoint, map_location=device)
         dataset = _open(data, data_format, split, option)
         report = run_evaluation(model, dataset, batch_size=batch_size, tta=tta, device=device,
-                                meta={"checkpoint": checkpoint})
+                                meta={"checkpoint": checkpoint}, temperature=temperature)
         if json_out is not None:
             atomic.write_text(json_out, report.to_json())
         if confusion is not None:
@@ -85,12 +102,57 @@ def register(app: typer.Typer) -> None:
                                                                report.confusion]}, indent=2))
             else:
                 report.save_confusion_png(confusion)
+        if reliability is not None:
+            report.save_reliability_png(reliability)
         if format == "json":
             print(report.to_json(), end="")
         elif format == "quiet":
             print(f"{report.accuracy:.4f}")
         else:
             print(report.to_table())
+
+    @app.command()
+    def calibrate(
+        checkpoint: Annotated[str, typer.Argument(help="checkpoint dir (RUN/best)")],
+        data: DataOpt,
+        data_format: DataFormatOpt = None,
+        split: Annotated[str, typer.Option(
+            "--split", help="held-out split to fit on (never the one you report)")] = "val",
+        batch_size: Annotated[int, typer.Option("--batch-size", "-b")] = 64,
+        device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:1 …")] = "cpu",
+        dry_run: Annotated[bool, typer.Option(
+            "--dry-run", help="fit and print, but leave config.json as it is")] = False,
+        option: OptionOpt = None,
+        format: FormatOpt = "human",
+    ) -> None:
+        """Fit the softmax temperature on a held-out split and store it in config.json.
+
+        Temperature scaling (Guo et al., ICML 2017) makes the probabilities that predict,
+        serve, the ONNX export and evaluate report honest; the argmax, and so accuracy,
+        does not change.  config.json is replaced atomically; the weights are not touched.
+
+        Examples:
+
+          ferkit calibrate runs/fer/best --data fer2013.csv.gz --split val
+
+          ferkit calibrate runs/fer/best --data ferplus/fer2013new.csv --dry-run
+        """
+        from ferkit.calibration import fit_checkpoint_temperature
+
+        check_choice(format)
+        dataset = _open(data, data_format, split, option)
+        result = fit_checkpoint_temperature(checkpoint, dataset, batch_size=batch_size,
+                                            device=device, write=not dry_run)
+        if format == "json":
+            print(json.dumps(result, indent=2))
+        elif format == "quiet":
+            print(f"{result['temperature']:.6g}")
+        else:
+            print(f"temperature {result['temperature']:.4g} (was {result['previous']:.4g}) "
+                  f"fitted on {result['samples']} {result['dataset']} {result['split']} faces: "
+                  f"ECE {result['ece_before']:.4f} -> {result['ece_after']:.4f}, NLL "
+                  f"{result['nll_before']:.4f} -> {result['nll_after']:.4f}"
+                  + ("" if dry_run else f"; written to {result['config']}"))
 
     @app.command()
     def compare(

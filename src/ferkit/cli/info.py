@@ -122,6 +122,9 @@ def register(app: typer.Typer) -> None:
         print(f"  input         {'x'.join(map(str, data.input_size))}, mean {list(data.mean)}, "
               f"std {list(data.std)}, alignment {data.alignment} "
               f"(face margin {data.face_margin})")
+        print(f"  temperature   {cfg.temperature:.4g} ("
+              + ("uncalibrated" if cfg.temperature == 1.0 else "calibrated: probabilities are "
+                 "softmax(logits / temperature)") + ")")
         for key, value in cfg.metrics.items():
             print(f"  {key:<40} {_fmt(value)}")
         for key, value in cfg.provenance.items():

@@ -65,6 +65,9 @@ FORMATS: dict[str, DatasetFormat] = {
                       "RAF-DB basic: EmoLabel/list_patition_label.txt + Image/aligned"),
         DatasetFormat("affectnet", "affectnet", "open_affectnet", "affectnet_splits",
                       "is_affectnet", "AffectNet: CSV lists, *_exp.npy release, class folders"),
+        DatasetFormat("faceboxes", "faceboxes", "open_faceboxes", "faceboxes_splits",
+                      "is_faceboxes", "photos + labels.csv face boxes (file,x1,y1,x2,y2,label;"
+                      " ExpW-style dev sets)"),
         DatasetFormat("list", "label_list", "open_label_list", "label_list_splits",
                       "is_label_list", "data folder + train.txt/val.txt 'path label' lines"),
         DatasetFormat("folder", "folder", "open_folder", "folder_splits", "is_folder",
@@ -105,7 +108,8 @@ def detect_format(source: str | Path) -> str:
             return fmt.name
     raise DataError(
         f"cannot tell the dataset format of {path}; expected a FER2013/FER+ CSV, a RAF-DB or "
-        "AffectNet folder, a folder with train.txt/val.txt label lists, or root/<split>/<class>/"
+        "AffectNet folder, a folder with labels.csv face boxes and images/, a folder with "
+        "train.txt/val.txt label lists, or root/<split>/<class>/"
         f" folders. Name it with format= (one of {', '.join(FORMATS)})"
     )
 
@@ -117,8 +121,8 @@ def open_dataset(
 
     Args:
         source: the dataset's file or folder.
-        format: ``"fer2013"``, ``"ferplus"``, ``"rafdb"``, ``"affectnet"``, ``"folder"`` or
-            ``"list"``; ``None`` detects it from the path.
+        format: ``"fer2013"``, ``"ferplus"``, ``"rafdb"``, ``"affectnet"``, ``"faceboxes"``,
+            ``"folder"`` or ``"list"``; ``None`` detects it from the path.
         split: ``"train"``, ``"val"``, ``"test"`` (each format documents its native names).
         **options: the adapter's options (e.g. ``drop_train_duplicates=True`` for FER2013,
             ``label_order="dacl"`` for folders); unknown options fail with the valid ones.

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ferkit.calibration import model_temperature
 from ferkit.errors import FerkitError
 from ferkit.explain.base import (
     BatchExplanation,
@@ -85,7 +86,7 @@ class AttentionExplainer(Explainer):
         logits = out.logits.detach().float().cpu()
         result = BatchExplanation(
             method=self.method, label_names=self.label_names,
-            probs=torch.softmax(logits, -1).numpy(),
+            probs=torch.softmax(logits / model_temperature(self.model), -1).numpy(),
             target_index=[None] * x.shape[0],
         )
         size = tuple(x.shape[-2:])

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ferkit.calibration import model_temperature
 from ferkit.errors import FerkitError
 from ferkit.explain.base import BatchExplanation, Explainer, target_indices
 from ferkit.models.output import FEROutput
@@ -167,7 +168,7 @@ class CAMExplainer(Explainer):
         return BatchExplanation(
             method=self.method,
             label_names=self.label_names,
-            probs=torch.softmax(logits, -1).numpy(),
+            probs=torch.softmax(logits / model_temperature(self.model), -1).numpy(),
             target_index=target_indices(targets, logits),
             maps={self.method: np.clip(cams, 0.0, 1.0)},
         )

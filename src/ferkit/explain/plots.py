@@ -1,15 +1,17 @@
-"""Training plots from a run directory: loss/accuracy curves and the confusion matrix.
+"""Training plots from a run directory: loss/accuracy curves, the confusion matrix and the
+reliability diagram (calibration).
 
 Reads what the training engine writes (Lightning ``CSVLogger``: ``RUN_DIR/**/metrics.csv``
 with columns such as ``epoch``, ``step``, ``train/loss``, ``val/acc``, ``val/f1_macro``)
 and, when present, an evaluation JSON holding ``confusion`` (``ferkit evaluate --json``) or
-``confusion_matrix`` (rows = true class) with its ``label_names`` (or ``labels``/``classes``).
+``confusion_matrix`` (rows = true class) with its ``label_names`` (or ``labels``/``classes``),
+and its ``calibration.reliability`` bins when the report has them.
 
 Example:
     >>> from ferkit.explain.plots import plot_run
     >>> paths = plot_run("runs/dan_rafdb")                  # doctest: +SKIP
     >>> [p.name for p in paths]                             # doctest: +SKIP
-    ['curves.png', 'confusion_matrix.png']
+    ['curves.png', 'confusion_matrix.png', 'reliability.png']
 """
 
 from __future__ import annotations
@@ -70,6 +72,15 @@ def plot_run(run_dir: str | Path, out_dir: str | Path | None = None) -> list[Pat
         matrix, labels, source = confusion
         written.append(plot_confusion(matrix, labels, out / "confusion_matrix.png",
                                       title=f"confusion matrix ({source.name})"))
+        try:
+            calibration = json.loads(source.read_text()).get("calibration") or {}
+        except (OSError, json.JSONDecodeError, AttributeError):
+            calibration = {}
+        if calibration.get("reliability"):
+            written.append(plot_reliability(
+                calibration["reliability"], out / "reliability.png",
+                title=f"reliability ({source.name})", ece=calibration.get("ece"),
+                temperature=calibration.get("temperature")))
     return written
 
 
@@ -143,6 +154,51 @@ def plot_confusion(matrix: np.ndarray, labels: list[str], path: Path, *,
     ax.set_title(title, fontsize=10)
     with atomic_path(path) as tmp:
         fig.savefig(tmp)
+    return path
+
+
+def plot_reliability(bins: dict[str, Any], path: Path, *, title: str = "",
+                     ece: float | None = None, temperature: float | None = None) -> Path:
+    """Reliability diagram: accuracy per confidence bin against the diagonal of perfect
+    calibration, the gap shaded, and the share of samples per bin underneath.
+
+    ``bins`` is :meth:`ferkit.calibration.ReliabilityBins.to_dict` (as stored in an
+    evaluation report's ``calibration.reliability``).
+    """
+    from matplotlib.figure import Figure
+
+    edges = np.asarray(bins["edges"], dtype=np.float64)
+    counts = np.asarray(bins["counts"], dtype=np.float64)
+    accuracy = np.array([np.nan if v is None else v for v in bins["accuracy"]], np.float64)
+    confidence = np.array([np.nan if v is None else v for v in bins["confidence"]],
+                          np.float64)
+    centres, width = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
+    full = counts > 0
+    fig = Figure(figsize=(5, 6), dpi=110, layout="constrained")
+    top, bottom = fig.subplots(2, 1, height_ratios=(3, 1), sharex=True)
+    top.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="perfect calibration")
+    top.bar(centres[full], accuracy[full], width=width[full], color="tab:blue",
+            edgecolor="white", label="accuracy")
+    # The gap, hatched so it reads over the blue bar too (under-confident bins).
+    top.bar(centres[full], np.abs(confidence[full] - accuracy[full]),
+            bottom=np.minimum(confidence[full], accuracy[full]), width=width[full],
+            facecolor="none", edgecolor="tab:red", hatch="///", lw=0.8,
+            label="gap to mean confidence")
+    top.set_xlim(0, 1)
+    top.set_ylim(0, 1)
+    top.set_ylabel("accuracy")
+    top.legend(loc="upper left", fontsize=8)
+    facts = [f"ECE {100 * ece:.2f}%" if ece is not None else "",
+             f"T = {temperature:.3g}" if temperature is not None else "",
+             f"n = {int(counts.sum())}"]
+    top.set_title("  ".join(f for f in [title, *facts] if f), fontsize=9)
+    top.grid(alpha=0.3)
+    bottom.bar(centres, counts / max(counts.sum(), 1), width=width, color="grey",
+               edgecolor="white")
+    bottom.set_xlabel("confidence (top probability)")
+    bottom.set_ylabel("share")
+    bottom.grid(alpha=0.3)
+    fig.savefig(path)
     return path
 
 

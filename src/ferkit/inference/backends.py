@@ -1,7 +1,9 @@
 """Classifier backends: run a batch of preprocessed face crops through a model.
 
 A backend takes a float32 ``(N, C, H, W)`` array already normalised by the model's
-:class:`~ferkit.config.DataConfig` and returns ``(N, num_classes)`` logits as numpy.  The
+:class:`~ferkit.config.DataConfig` and returns ``(N, num_classes)`` logits as numpy, divided
+by the model's calibration temperature (:mod:`ferkit.calibration`), so their softmax is the
+probability every caller reports.  The
 Recognizer only talks to this interface, so PyTorch eager and ONNX Runtime are
 interchangeable; :func:`create_backend` picks one.
 
@@ -53,19 +55,26 @@ class ClassifierBackend(Protocol):
 
 
 class TorchBackend:
-    """PyTorch eager inference (``torch.inference_mode``) on ``device``."""
+    """PyTorch eager inference (``torch.inference_mode``) on ``device``.
+
+    Runs :class:`ferkit.export.LogitsOnly`, the module the ONNX export traces, so both
+    backends return the same calibrated logits.
+    """
 
     name = "torch"
 
     def __init__(self, model: nn.Module, *, device: str | torch.device = "cpu") -> None:
+        from ferkit.export import LogitsOnly
+
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.config: ModelConfig = model.ferkit_config
+        self._logits = LogitsOnly(self.model)
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
             x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
-            return self.model(x).logits.float().cpu().numpy()
+            return self._logits(x).float().cpu().numpy()
 
 
 class OnnxBackend:
