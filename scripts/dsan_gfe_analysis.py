@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 
-import numpy as np
 import torch
 
 import ferkit
