@@ -71,7 +71,8 @@ def test_fit_rejects_bad_input():
 
 
 def test_config_carries_the_temperature():
-    cfg = ModelConfig("baseline", ("neutral", "happy"), temperature=1.5)
+    cfg = ModelConfig(architecture="baseline", label_names=("neutral", "happy"),
+                      temperature=1.5)
     assert ModelConfig.from_dict(json.loads(cfg.to_json())).temperature == 1.5
     legacy = cfg.to_dict()
     del legacy["temperature"]  # configs written before calibration existed
