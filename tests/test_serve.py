@@ -63,10 +63,11 @@ class ScriptedRecognizer:
     """One face per image; probabilities from the image's mean colour (so different images
     give different answers); optional delay and failure on a magic colour."""
 
-    def __init__(self, *, delay: float = 0.0) -> None:
+    def __init__(self, *, delay: float = 0.0, explain_faces: int = 1) -> None:
         self.config = ModelConfig(architecture="baseline", label_names=LABELS,
                                   data=DataConfig(input_size=(3, 64, 64)))
         self.delay = delay
+        self.explain_faces = explain_faces
         self.batch_sizes: list[int] = []
         self.threads: set[str] = set()
 
@@ -78,6 +79,12 @@ class ScriptedRecognizer:
         time.sleep(self.delay)
         results = [self._one(img) for img in batch]
         return results[0] if single else results
+
+    def detect_and_align(self, image: np.ndarray, **_: Any) -> list[_Face]:
+        """The faces :func:`ferkit.explain.explain_aligned` gets: ``explain_faces`` of
+        them (a crowded photo), so explanations can be made long."""
+        self.threads.add(threading.current_thread().name)
+        return list(self._one(image).faces) * self.explain_faces
 
     def _one(self, image: np.ndarray) -> _Result:
         if image[0, 0].tolist() == [1, 2, 3]:
@@ -337,15 +344,15 @@ def test_concurrent_requests_are_batched_with_same_results(scripted):
 
 
 def test_slow_model_times_out_with_504_and_queue_limit_gives_503():
-    settings = ServeSettings(request_timeout_s=0.3, max_pending=2, batch_wait_ms=0,
-                             max_batch=1)
+    settings = ServeSettings(request_timeout_s=0.3, body_timeout_s=0.5, max_pending=2,
+                             batch_wait_ms=0, max_batch=1)
     with live_server(create_app(lambda: ScriptedRecognizer(delay=0.6),
                                 settings=settings)) as url:
         assert_clean_error(post_image(url + "/v1/predict", png_bytes()), 504, "timeout")
         # A client that announces a body and stops sending gets 408, not a held worker.
         host, port = url.removeprefix("http://").split(":")
         with socket.create_connection((host, int(port)), timeout=10) as sock:
-            sock.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: "
+            sock.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
                          b"application/json\r\nContent-Length: 1000\r\n\r\n{\"image")
             reply = b""
             while chunk := sock.recv(4096):  # the server closes the connection after
@@ -376,12 +383,11 @@ def stand_in_explain(monkeypatch):
 
     calls: list[dict[str, Any]] = []
 
-    def explain(recognizer, image, *, method="gradcam", target=None):
-        calls.append({"method": method, "target": target})
-        result = recognizer(image)
+    def explain_aligned(recognizer, aligned, *, method="gradcam", target=None):
+        calls.append({"method": method, "target": target, "faces": len(aligned)})
         ramp = np.linspace(0, 1, 16 * 16, dtype=np.float32).reshape(16, 16)
         return [Explanation(f, np.zeros((16, 16, 3), np.uint8), {"cam": ramp}, method)
-                for f in result.faces]
+                for f in aligned]
 
     def overlay_on_image(image, explanations, map_name=None):
         out = np.asarray(image).copy()
@@ -389,7 +395,7 @@ def stand_in_explain(monkeypatch):
         return Image.fromarray(out)
 
     module = types.ModuleType("ferkit.explain")
-    module.explain = explain
+    module.explain_aligned = explain_aligned
     visualize = types.ModuleType("ferkit.explain.visualize")
     visualize.overlay_on_image = overlay_on_image
     module.visualize = visualize
@@ -410,8 +416,8 @@ def test_explain_png_and_json_with_stand_in(scripted, stand_in_explain):
     assert body["faces"][0]["map_size"] == [16, 16]
     grey = np.asarray(Image.open(io.BytesIO(base64.b64decode(body["faces"][0]["maps"]["cam"]))))
     assert grey[0, 0] == 0 and grey[-1, -1] == 255
-    assert stand_in_explain == [{"method": "attention", "target": None},
-                                {"method": "gradcam", "target": "happy"}]
+    assert stand_in_explain == [{"method": "attention", "target": None, "faces": 1},
+                                {"method": "gradcam", "target": "happy", "faces": 1}]
     assert_clean_error(post_image(scripted.url + "/v1/explain?target=joy", data), 422,
                        "unknown_target")
     assert_clean_error(post_image(scripted.url + "/v1/explain?method=magic", data), 422,

@@ -18,6 +18,7 @@ from ferkit.explain.api import (
     FaceExplanation,
     create_explainer,
     explain,
+    explain_aligned,
     explain_tensor,
 )
 from ferkit.explain.attention import AttentionExplainer
@@ -41,6 +42,7 @@ __all__ = [
     "crop_to_image",
     "default_target_layer",
     "explain",
+    "explain_aligned",
     "explain_tensor",
     "image_to_crop",
     "project_map",

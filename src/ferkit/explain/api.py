@@ -151,6 +151,18 @@ def explain(recognizer: Any, image: Any, *, method: str = "gradcam",
         >>> face_figure(faces[0]).save("face0.png")                    # doctest: +SKIP
     """
     aligned = recognizer.detect_and_align(image, boxes=boxes, detect=detect)
+    return explain_aligned(recognizer, aligned, method=method, target=target,
+                           target_layer=target_layer)
+
+
+def explain_aligned(recognizer: Any, aligned: Sequence[Any], *, method: str = "gradcam",
+                    target: TargetLike = None,
+                    target_layer: nn.Module | str | None = None) -> list[FaceExplanation]:
+    """:func:`explain` for faces already found by ``recognizer.detect_and_align``.
+
+    Lets a caller explain a crowded photo a few faces at a time (the HTTP service does,
+    so that predictions run between the steps); each face's result is the same.
+    """
     if not aligned:
         return []
     batch = torch.from_numpy(recognizer.preprocess([face.crop for face in aligned]))

@@ -35,6 +35,8 @@ def run_server(settings: ServeSettings | None = None, *,
     """Serve ``settings.model`` with uvicorn until interrupted (Ctrl-C).
 
     ``sock``: an already bound socket to serve on instead of ``settings.host:port``.
+    The process's open-file limit is raised to its hard limit and the connection cap kept
+    below it, so idle sockets can never exhaust the descriptors.
     """
     import uvicorn
 
@@ -50,14 +52,19 @@ def run_server(settings: ServeSettings | None = None, *,
     from pathlib import PurePath
 
     from ferkit.serve.app import _load_recognizer
+    from ferkit.serve.server import (
+        connection_cap,
+        open_file_limit,
+        quiet_accept_errors,
+        uvicorn_config,
+    )
 
     # Load before uvicorn starts so a bad --model is a one-line error, not a lifespan trace.
     recognizer = _load_recognizer(settings.model, settings)
     app = create_app(lambda: recognizer, settings=settings,
                      model_name=PurePath(settings.model).name or settings.model)
-    config = uvicorn.Config(app, host=settings.host, port=settings.port,
-                            log_level=settings.log_level.lower(),
-                            access_log=False,  # ferkit.serve logs each request with latency
-                            timeout_keep_alive=5, timeout_graceful_shutdown=10)
+    quiet_accept_errors()
+    config = uvicorn_config(app, settings,
+                            max_connections=connection_cap(settings, open_file_limit()))
     server = uvicorn.Server(config)
     server.run(sockets=[sock] if sock is not None else None)

@@ -4,10 +4,14 @@ Endpoints: ``POST /v1/predict`` (an image as a multipart file or base64 JSON),
 ``POST /v1/explain`` (attention / Grad-CAM overlay PNG or maps), ``GET /v1/models``,
 ``GET /health``, the web page at ``/`` and OpenAPI docs at ``/docs`` (served locally).
 
-The model is loaded once, when the server starts, in a dedicated worker thread that runs
-every model call, so the event loop stays free and the model is never used from two
-threads at once.  Predict requests that arrive together are run as one batch
-(:class:`~ferkit.serve.batcher.MicroBatcher`).  Every error is a JSON body
+The model is loaded once, when the server starts, and must answer a real face (a warm-up
+through detector, alignment and classifier) before the server reports healthy.  One
+dedicated thread runs every model call (:class:`~ferkit.serve.scheduler.ModelThread`), so
+the event loop stays free and the model is never used from two threads at once; predict
+batches and explanation steps queue in weighted lanes there, so explanations cannot starve
+predictions.  Predict requests that arrive together are run as one batch
+(:class:`~ferkit.serve.batcher.MicroBatcher`).  Decoding runs in a small pool of its own,
+inside the request's deadline and within a memory budget.  Every error is a JSON body
 ``{"error": code, "message": text}`` without stack traces or server paths.
 
 Examples:
@@ -26,10 +30,12 @@ import functools
 import io
 import json
 import logging
+import math
 import os
+import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path, PurePath
@@ -41,17 +47,35 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ferkit.errors import FerkitError
 from ferkit.serve.batcher import MicroBatcher, Overloaded
-from ferkit.serve.images import ApiError, check_declared_type, decode_base64, decode_image
+from ferkit.serve.budget import ByteBudget
+from ferkit.serve.images import (
+    ApiError,
+    check_declared_type,
+    decode_base64,
+    decode_image,
+    inspect_image,
+)
+from ferkit.serve.scheduler import ModelThread
 from ferkit.serve.settings import ServeSettings
 
 log = logging.getLogger("ferkit.serve")
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+#: a real face (public-domain NASA portrait of Eileen Collins, from scikit-image's
+#: ``astronaut``, cropped to 160x176) that every model must answer before the server starts
+WARMUP_FACE = Path(__file__).resolve().parent / "warmup_face.jpg"
+#: where that face is (x1, y1, x2, y2), for detectors that miss it
+WARMUP_FACE_BOX = (58.0, 42.0, 135.0, 139.0)
+#: predict batches run per explanation step while both wait for the model
+PREDICT_WEIGHT = 4
 # The page loads nothing from elsewhere; camera frames and results are blob:/data: URLs.
 _PAGE_CSP = ("default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; "
              "style-src 'self'; script-src 'self'; connect-src 'self'; object-src 'none'; "
@@ -161,15 +185,24 @@ class _Service:
         self.name = name
         self.settings = settings
         self.started = time.monotonic()
-        self.executor = ThreadPoolExecutor(1, thread_name_prefix="ferkit-model")
+        self.model_thread = ModelThread({"predict": PREDICT_WEIGHT, "explain": 1})
         # Decoding gets a few threads of its own: bounded CPU use and memory (each thread
         # that decodes keeps its own malloc arena), and never queued behind the model.
         self.decoder = ThreadPoolExecutor(max(1, min(4, os.cpu_count() or 1)),
                                           thread_name_prefix="ferkit-decode")
-        self.batcher = MicroBatcher(self._predict_batch, executor=self.executor,
+        self.decode_budget = ByteBudget(settings.max_decode_bytes)
+        self.batcher = MicroBatcher(self._predict_batch,
+                                    executor=self.model_thread.lane("predict"),
                                     max_batch=settings.max_batch,
                                     max_wait_s=settings.batch_wait_ms / 1000,
                                     max_pending=settings.max_pending)
+        self.explain_lane = self.model_thread.lane("explain")
+        self.explaining = 0
+        self.explain_seconds = 5.0  # running mean of an explanation's duration
+
+    def shutdown(self) -> None:
+        self.model_thread.shutdown(wait=True, cancel_futures=True)
+        self.decoder.shutdown(wait=True, cancel_futures=True)
 
     def _predict_batch(self, images: list[np.ndarray]) -> list[Any]:
         try:
@@ -186,23 +219,75 @@ class _Service:
                 results.append(exc)
         return results
 
-    async def run_model(self, fn: Callable[[], Any]) -> Any:
-        loop = asyncio.get_running_loop()
-        return await self._timed(loop.run_in_executor(self.executor, fn))
+    async def explain_step(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` in the model thread's explain lane (behind predict batches)."""
+        return await asyncio.get_running_loop().run_in_executor(self.explain_lane, fn)
 
     async def predict(self, image: np.ndarray) -> Any:
         try:
-            return await self._timed(self.batcher.submit(image))
+            return await self.batcher.submit(image)
         except Overloaded:
             raise ApiError(503, "overloaded", "too many requests are waiting for the "
                                               "model; retry shortly") from None
 
-    async def _timed(self, awaitable: Any) -> Any:
+    async def within_deadline(self, awaitable: Any) -> Any:
+        """``awaitable``'s result, or 504 after ``request_timeout_s`` (decode + model)."""
         try:
             return await asyncio.wait_for(awaitable, self.settings.request_timeout_s)
         except asyncio.TimeoutError:  # not TimeoutError: distinct on Python 3.10
-            raise ApiError(504, "timeout", f"the model did not answer within "
-                                           f"{self.settings.request_timeout_s:g} s") from None
+            raise ApiError(504, "timeout", f"the image was not decoded and run through the "
+                                           f"model within {self.settings.request_timeout_s:g}"
+                                           f" s") from None
+
+    @contextlib.asynccontextmanager
+    async def explain_slot(self) -> AsyncIterator[None]:
+        """Admit one explanation, or 503 with a ``Retry-After`` when the lane is full."""
+        if self.explaining >= self.settings.max_pending_explain:
+            raise ApiError(503, "overloaded",
+                           f"{self.explaining} explanations are already queued or running "
+                           f"(the limit is {self.settings.max_pending_explain}); retry later",
+                           retry_after=max(1, math.ceil(self.explain_seconds)))
+        self.explaining += 1
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            self.explaining -= 1
+            self.explain_seconds = 0.7 * self.explain_seconds + 0.3 * (time.monotonic() - start)
+
+    @contextlib.asynccontextmanager
+    async def decoded(self, data: bytes) -> AsyncIterator[np.ndarray]:
+        """The upload as an RGB array, decoded within the memory budget.
+
+        The header is read first; the decoding's peak memory (from size and bit depth) is
+        reserved before a pixel is decoded and given back once the request is answered and
+        the decoding thread has finished (it cannot be interrupted), so decoded images never
+        take more than ``max_decode_bytes`` together.
+        """
+        loop = asyncio.get_running_loop()
+        limits = {"max_bytes": self.settings.max_upload_bytes,
+                  "max_pixels": self.settings.max_pixels}
+        header = await loop.run_in_executor(self.decoder,
+                                            functools.partial(inspect_image, data, **limits))
+        reserved = await self.decode_budget.take(header.decode_bytes)
+        holders = 2  # this request and the decoding job
+
+        def let_go() -> None:
+            nonlocal holders
+            holders -= 1
+            if holders == 0:
+                self.decode_budget.give_back(reserved)
+
+        def job_done(_: Any) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop closed at shutdown
+                loop.call_soon_threadsafe(let_go)
+
+        job = self.decoder.submit(decode_image, data, header=header, **limits)
+        job.add_done_callback(job_done)
+        try:
+            yield await asyncio.wrap_future(job)
+        finally:
+            let_go()
 
 
 def _load_recognizer(spec: str | Callable[[], Any], settings: ServeSettings) -> Any:
@@ -214,9 +299,43 @@ def _load_recognizer(spec: str | Callable[[], Any], settings: ServeSettings) -> 
         recognizer = Recognizer.from_pretrained(spec, device=settings.device,
                                                 detector=settings.detector,
                                                 backend=settings.backend)
-    # The face detector is built on first use: build it now, not in the first request.
-    recognizer([np.full((64, 64, 3), 128, np.uint8)])
+    _warm_up(recognizer)
     return recognizer
+
+
+def _warm_up(recognizer: Any) -> None:
+    """Run a real face through the whole model; refuse to serve one that cannot answer it.
+
+    Builds the face detector (built on first use) before the first request, and catches
+    a checkpoint that loads but cannot predict (e.g. ``std: [0]`` in its config.json),
+    which would otherwise report healthy and answer 500 to every face.
+    """
+    from ferkit.inference.io import load_image
+
+    image = load_image(WARMUP_FACE)
+    labels = list(recognizer.config.label_names)
+    try:
+        result = recognizer([image])[0]
+        if not result.faces and not getattr(result, "error", None):
+            log.warning("the face detector found no face in the warm-up photo; "
+                        "warming up the model on the known face box instead")
+            result = recognizer([image], boxes=[[WARMUP_FACE_BOX]])[0]
+    except Exception as exc:
+        raise FerkitError(f"the model failed on the warm-up face ({type(exc).__name__}: "
+                          f"{exc}); check the checkpoint's config.json (mean, std, "
+                          f"input_size) and weights") from exc
+    if getattr(result, "error", None):
+        raise FerkitError(f"the model failed on the warm-up face: {result.error}")
+    if not result.faces:
+        raise FerkitError("the model found no face in the warm-up photo, even with its box "
+                          "given; check --detector and the checkpoint's config.json")
+    for face in result.faces:
+        probs = np.asarray([float(face.probs.get(n, np.nan)) for n in labels])
+        if not np.isfinite(probs).all() or abs(float(probs.sum()) - 1.0) > 1e-3:
+            raise FerkitError(
+                f"the model gave invalid probabilities on the warm-up face "
+                f"({', '.join(f'{n}={p:.3g}' for n, p in zip(labels, probs, strict=True))}); "
+                "its weights or config.json (mean, std, label_names) are broken")
 
 
 def _public_name(spec: str | Callable[[], Any], name: str | None) -> str:
@@ -228,14 +347,32 @@ def _public_name(spec: str | Callable[[], Any], name: str | None) -> str:
     return "custom" if not name or name.startswith("<") else name  # "<lambda>" says nothing
 
 
+# A file path inside text: absolute, ~/, ./, ../, C:\\, file:// or relative with a
+# separator; not a web URL (http(s)://...).  Each is cut to its last component.
+_PATH_IN_TEXT = re.compile(r"(?:file://|(?<![\w/\\:.~-])(?!https?://))"
+                           r"(?:[a-zA-Z]:)?[\w.~-]*(?:[/\\][\w.~ -]*)*[/\\][\w.~-]*")
+
+
+def _last_part(match: re.Match[str]) -> str:
+    parts = [p for p in re.split(r"[/\\]", match.group(0)) if p.strip()]
+    return parts[-1].strip() if parts else ""
+
+
 def _scrub_paths(value: Any) -> Any:
-    """Absolute paths in a model's provenance become their last component."""
+    """Paths in a model's metadata become their last component: no server paths leak.
+
+    Examples:
+        >>> _scrub_paths({"data": "runs/../data/raf-db", "w": ["C:\\\\x\\\\y.pt", "~/a/b/"]})
+        {'data': 'raf-db', 'w': ['y.pt', 'b']}
+        >>> _scrub_paths("trained on /home/ann/fer2013.csv, see https://x.org/p")
+        'trained on fer2013.csv, see https://x.org/p'
+    """
     if isinstance(value, Mapping):
         return {k: _scrub_paths(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_scrub_paths(v) for v in value]
-    if isinstance(value, str) and (value.startswith("/") or value[1:3] == ":\\"):
-        return PurePath(value).name
+    if isinstance(value, str):
+        return _PATH_IN_TEXT.sub(_last_part, value)
     return value
 
 
@@ -274,45 +411,57 @@ class RequestLogMiddleware:
 
 
 class RequestGuardMiddleware:
-    """Bound the request body: 413 above ``max_bytes`` (announced or streamed), 408 when
-    the client stops sending it for ``read_timeout_s`` (slow-upload attacks).
+    """Bound each request body: 413 above ``max_bytes`` (announced or streamed), 408 when
+    the whole body has not arrived ``body_timeout_s`` after the request head (however it
+    is chunked: slow-upload attacks), 503 when bodies held in memory by all requests would
+    exceed the shared ``budget`` (bodies are kept in memory, never in temporary files).
 
-    The excess of a too-large body is read and dropped (up to a cap) rather than left on
-    the socket, so the client gets the 413 instead of a reset connection.
+    The excess of a too-large body is read and dropped (up to a cap, within the deadline)
+    rather than left on the socket, so the client gets the 413 instead of a reset.
     """
 
     _DRAIN_CAP = 64 * 1024 * 1024
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int, read_timeout_s: float) -> None:
+    def __init__(self, app: ASGIApp, *, max_bytes: int, body_timeout_s: float,
+                 budget: ByteBudget) -> None:
         self.app = app
         self.max_bytes = max_bytes
-        self.read_timeout_s = read_timeout_s
+        self.body_timeout_s = body_timeout_s
+        self.budget = budget
 
     def _refusal(self, status: int) -> tuple[int, str, str]:
         if status == 413:
             return (413, "payload_too_large",
                     f"the request body is larger than the limit of {self.max_bytes} bytes")
+        if status == 503:
+            return (503, "overloaded", "the server holds too many request bodies right now; "
+                                       "retry shortly")
         return (408, "request_timeout",
-                f"the request body did not arrive within {self.read_timeout_s:g} s")
+                f"the request body did not arrive within {self.body_timeout_s:g} s")
 
     @staticmethod
     async def _reply(send: Send, refusal: tuple[int, str, str]) -> None:
         status, code, message = refusal
         body = json.dumps({"error": code, "message": message}).encode()
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode()),
-                                (b"connection", b"close")]})
+        headers = [(b"content-type", b"application/json"),
+                   (b"content-length", str(len(body)).encode()), (b"connection", b"close")]
+        if status == 503:
+            headers.append((b"retry-after", b"1"))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    async def _receive(self, receive: Receive) -> Message:
-        return await asyncio.wait_for(receive(), self.read_timeout_s)
+    @staticmethod
+    async def _receive_by(receive: Receive, deadline: float) -> Message:
+        remaining = deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            raise asyncio.TimeoutError
+        return await asyncio.wait_for(receive(), remaining)
 
-    async def _drain(self, receive: Receive, already: int) -> None:
+    async def _drain(self, receive: Receive, already: int, deadline: float) -> None:
         seen = already
         with contextlib.suppress(asyncio.TimeoutError):
             while seen < self._DRAIN_CAP:
-                message = await self._receive(receive)
+                message = await self._receive_by(receive, deadline)
                 if message["type"] != "http.request":
                     return
                 seen += len(message.get("body", b""))
@@ -323,33 +472,45 @@ class RequestGuardMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        deadline = asyncio.get_running_loop().time() + self.body_timeout_s
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._drain(receive, 0)
+            await self._drain(receive, 0, deadline)
             await self._reply(send, self._refusal(413))
             return
         received = 0
+        held = 0
+        body_done = False
         refusal: tuple[int, str, str] | None = None
         replied = False
 
         async def guarded_receive() -> Message:
-            nonlocal received, refusal
+            nonlocal received, held, body_done, refusal
+            if body_done:  # e.g. a response listening for the client's disconnect
+                return await receive()
             if refusal is not None:
                 return {"type": "http.request", "body": b"", "more_body": False}
             try:
-                message = await self._receive(receive)
+                message = await self._receive_by(receive, deadline)
             except asyncio.TimeoutError:  # not TimeoutError: distinct on Python 3.10
                 refusal = self._refusal(408)
                 return {"type": "http.request", "body": b"", "more_body": False}
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    refusal = self._refusal(413)
-                    if message.get("more_body", False):
-                        await self._drain(receive, received)
-                    # The app sees a truncated body; its answer is replaced below.
-                    return {"type": "http.request", "body": b"", "more_body": False}
-            return message
+            if message["type"] != "http.request":
+                return message
+            chunk = len(message.get("body", b""))
+            received += chunk
+            if received > self.max_bytes:
+                refusal = self._refusal(413)
+            elif not self.budget.try_take(chunk):
+                refusal = self._refusal(503)
+            else:
+                held += chunk
+                body_done = not message.get("more_body", False)
+                return message
+            if refusal[0] == 413 and message.get("more_body", False):
+                await self._drain(receive, received, deadline)  # not for 503: no memory
+            # The app sees a truncated body; its answer is replaced below.
+            return {"type": "http.request", "body": b"", "more_body": False}
 
         async def guarded_send(message: Message) -> None:
             nonlocal replied
@@ -359,7 +520,57 @@ class RequestGuardMiddleware:
                 replied = True
                 await self._reply(send, refusal)
 
-        await self.app(scope, guarded_receive, guarded_send)
+        try:
+            await self.app(scope, guarded_receive, guarded_send)
+        finally:
+            self.budget.give_back(held)
+
+
+class HostCheckMiddleware:
+    """Answer 400 ``invalid_host`` unless the ``Host`` header names this server.
+
+    Stops DNS-rebinding: a web page on evil.example whose name is made to resolve to
+    127.0.0.1 would otherwise reach a loopback server from the victim's browser.
+    ``allowed``: names without port; ``*.example.com`` matches subdomains, ``*`` anything.
+    """
+
+    def __init__(self, app: ASGIApp, *, allowed: Sequence[str]) -> None:
+        self.app = app
+        self.allowed = [h.strip().lower().rstrip(".") for h in allowed]
+        self.allow_all = "*" in self.allowed
+
+    @staticmethod
+    def host_name(host: str) -> str:
+        """The name in a Host header, without port or IPv6 brackets, lower case."""
+        host = host.strip().lower()
+        if host.startswith("["):
+            return host[1:host.find("]")] if "]" in host else host
+        if host.count(":") == 1:
+            host = host.partition(":")[0]
+        return host.rstrip(".")
+
+    def accepts(self, host: str) -> bool:
+        name = self.host_name(host)
+        return bool(name) and any(
+            name == pattern or (pattern.startswith("*.") and name.endswith(pattern[1:]))
+            for pattern in self.allowed)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or self.allow_all:
+            await self.app(scope, receive, send)
+            return
+        host = Headers(scope=scope).get("host", "")
+        if self.accepts(host):
+            await self.app(scope, receive, send)
+            return
+        body = json.dumps({"error": "invalid_host", "message": (
+            f"this server does not answer to the host name {host[:100]!r}; it is set up "
+            f"for {', '.join(self.allowed)} (ferkit serve --allowed-host NAME, or "
+            f"FERKIT_SERVE_ALLOWED_HOSTS)")}).encode()
+        await send({"type": "http.response.start", "status": 400,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
 
 
 # --- the app factory ------------------------------------------------------------------
@@ -399,8 +610,7 @@ def create_app(recognizer_factory: str | Callable[[], Any] = "default", *,
             yield
         finally:
             await service.batcher.stop()
-            service.executor.shutdown(wait=True, cancel_futures=True)
-            service.decoder.shutdown(wait=True, cancel_futures=True)
+            service.shutdown()
 
     app = FastAPI(
         title="ferkit",
@@ -413,15 +623,18 @@ def create_app(recognizer_factory: str | Callable[[], Any] = "default", *,
         docs_url=None,
         redoc_url=None,
     )
+    app.state.settings = settings
     _install_error_handlers(app)
     app.add_middleware(RequestGuardMiddleware, max_bytes=settings.max_body_bytes,
-                       read_timeout_s=settings.request_timeout_s)
+                       body_timeout_s=settings.body_timeout_s,
+                       budget=ByteBudget(settings.max_buffered_bytes))
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
                            allow_methods=["GET", "POST"], allow_headers=["*"])
-    app.add_middleware(RequestLogMiddleware)  # outermost: logs the 413s too
+    app.add_middleware(HostCheckMiddleware, allowed=settings.effective_allowed_hosts)
+    app.add_middleware(RequestLogMiddleware)  # outermost: logs the 400s and 413s too
     _install_routes(app, settings)
     _install_pages(app)
     return app
@@ -440,7 +653,7 @@ def _service(request: Request) -> _Service:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        headers = {"Retry-After": "1"} if exc.status == 503 else None
+        headers = {"Retry-After": str(exc.retry_after or 1)} if exc.status == 503 else None
         return JSONResponse({"error": exc.code, "message": exc.message},
                             status_code=exc.status, headers=headers)
 
@@ -472,13 +685,35 @@ def _install_error_handlers(app: FastAPI) -> None:
                             status_code=500)
 
 
-async def _read_image(request: Request, settings: ServeSettings) -> tuple[str, np.ndarray]:
-    """(file name, RGB array) from a multipart ``image`` field or JSON ``image_base64``."""
+class _InMemoryMultiPartParser(MultiPartParser):
+    # The body is already in memory (bounded): never copy it to a temporary file, which an
+    # unfinished upload could keep on disk.
+    spool_max_size = 2**62
+
+
+async def _read_upload(request: Request, settings: ServeSettings) -> tuple[str, bytes]:
+    """(file name, encoded image) from a multipart ``image`` field or JSON ``image_base64``.
+
+    The whole body is read first (the guard middleware bounds its size, time and the
+    memory all bodies take), then parsed in memory.
+    """
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype == "multipart/form-data":
+    if ctype == "multipart/form-data" or ctype == "application/json" or ctype.endswith("+json"):
         try:
-            form = await request.form(max_files=1, max_fields=4)
-        except Exception:
+            body = await request.body()
+        except ClientDisconnect:  # nobody is left to answer; the log line says 400
+            raise ApiError(400, "client_disconnected",
+                           "the client closed the connection before sending the whole "
+                           "body") from None
+    if ctype == "multipart/form-data":
+
+        async def stream() -> AsyncIterator[bytes]:
+            yield body
+
+        try:
+            form = await _InMemoryMultiPartParser(request.headers, stream(), max_files=1,
+                                                  max_fields=4).parse()
+        except (MultiPartException, ValueError, KeyError, AssertionError):
             raise ApiError(422, "bad_multipart", "the multipart body could not be parsed; "
                                                  "send one file field named 'image'") from None
         try:
@@ -491,27 +726,25 @@ async def _read_image(request: Request, settings: ServeSettings) -> tuple[str, n
             filename = PurePath(upload.filename or "upload").name or "upload"
         finally:
             await form.close()
-    elif ctype == "application/json" or ctype.endswith("+json"):
+        return filename, data
+    if ctype == "application/json" or ctype.endswith("+json"):
         try:
-            payload = json.loads(await request.body())
+            payload = json.loads(body)
         except (ValueError, UnicodeDecodeError):
             raise ApiError(422, "bad_json", "the body is not valid JSON") from None
+        except RecursionError:
+            raise ApiError(422, "bad_json", "the JSON is nested too deeply; send "
+                                            '{"image_base64": "..."}') from None
         if not isinstance(payload, dict) or not isinstance(payload.get("image_base64"), str):
             raise ApiError(422, "missing_image",
                            'send a JSON object {"image_base64": "<base64 image>"}')
         data = decode_base64(payload["image_base64"], max_bytes=settings.max_upload_bytes)
         name = payload.get("filename")
-        filename = PurePath(name).name if isinstance(name, str) and name else "upload"
-    else:
-        raise ApiError(415, "unsupported_media_type",
-                       "send multipart/form-data with a file field 'image', or "
-                       'application/json {"image_base64": ...}' +
-                       (f"; got {ctype!r}" if ctype else ""))
-    image = await asyncio.get_running_loop().run_in_executor(
-        _service(request).decoder,
-        functools.partial(decode_image, data, max_bytes=settings.max_upload_bytes,
-                          max_pixels=settings.max_pixels))
-    return filename, image
+        return PurePath(name).name if isinstance(name, str) and name else "upload", data
+    raise ApiError(415, "unsupported_media_type",
+                   "send multipart/form-data with a file field 'image', or "
+                   'application/json {"image_base64": ...}' +
+                   (f"; got {ctype!r}" if ctype else ""))
 
 
 def _face_dict(face: Any, top_k: int | None) -> dict[str, Any]:
@@ -542,12 +775,18 @@ def _install_routes(app: FastAPI, settings: ServeSettings) -> None:
         """
         start = time.perf_counter()
         service = _service(request)
-        filename, image = await _read_image(request, settings)
-        result = await service.predict(image)
-        return {"model": service.name, "source": filename,
-                "width": int(image.shape[1]), "height": int(image.shape[0]),
-                "faces": _result_faces(result, top_k), "error": getattr(result, "error", None),
-                "latency_ms": round((time.perf_counter() - start) * 1000, 2)}
+        filename, data = await _read_upload(request, settings)
+
+        async def run() -> dict[str, Any]:
+            async with service.decoded(data) as image:
+                result = await service.predict(image)
+                return {"model": service.name, "source": filename,
+                        "width": int(image.shape[1]), "height": int(image.shape[0]),
+                        "faces": _result_faces(result, top_k),
+                        "error": getattr(result, "error", None)}
+
+        out = await service.within_deadline(run())
+        return {**out, "latency_ms": round((time.perf_counter() - start) * 1000, 2)}
 
     @app.post("/v1/explain", tags=["inference"], openapi_extra=_IMAGE_BODY,
               responses={200: {"model": ExplainOut,
@@ -573,7 +812,7 @@ def _install_routes(app: FastAPI, settings: ServeSettings) -> None:
         start = time.perf_counter()
         service = _service(request)
         try:
-            from ferkit.explain import explain as explain_fn
+            from ferkit.explain import explain_aligned
             from ferkit.explain.visualize import overlay_on_image
         except ImportError:
             raise ApiError(501, "explain_unavailable",
@@ -583,18 +822,35 @@ def _install_routes(app: FastAPI, settings: ServeSettings) -> None:
             raise ApiError(422, "unknown_target",
                            f"target {target!r} is not a class of this model; one of "
                            f"{', '.join(labels)}")
-        _, image = await _read_image(request, settings)
+        async with service.explain_slot():
+            _, data = await _read_upload(request, settings)
+            recognizer = service.recognizer
+            step = settings.max_batch
 
-        def work() -> Any:
-            explanations = explain_fn(service.recognizer, image, method=method, target=target)
-            if format == "png":
-                overlay = overlay_on_image(image, explanations, map_name=map_name)
-                buf = io.BytesIO()
-                overlay.save(buf, "PNG")
-                return buf.getvalue()
-            return explanations
+            async def run() -> tuple[np.ndarray, Any]:
+                async with service.decoded(data) as image:
+                    # Detection, then a few faces per step: predict batches run in between.
+                    aligned = await service.explain_step(
+                        functools.partial(recognizer.detect_and_align, image))
+                    explanations: list[Any] = []
+                    for i in range(0, len(aligned), step):
+                        explanations += await service.explain_step(functools.partial(
+                            explain_aligned, recognizer, aligned[i:i + step], method=method,
+                            target=target))
+                    if format == "json":
+                        return image, explanations
 
-        out = await service.run_model(work)
+                    def draw() -> bytes:
+                        buf = io.BytesIO()
+                        overlay_on_image(image, explanations, map_name=map_name).save(buf,
+                                                                                      "PNG")
+                        return buf.getvalue()
+
+                    # Drawing needs no model: the decoding pool does it, off the model thread.
+                    loop = asyncio.get_running_loop()
+                    return image, await loop.run_in_executor(service.decoder, draw)
+
+            image, out = await service.within_deadline(run())
         if format == "png":
             return Response(out, media_type="image/png")
         faces = []
@@ -642,6 +898,19 @@ def _map_png(heatmap: np.ndarray) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+class _PageFiles(StaticFiles):
+    """Static files with the page's security headers (``/static/index.html`` is the page)."""
+
+    def __init__(self, headers: Mapping[str, str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.extra_headers = dict(headers)
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        response.headers.update(self.extra_headers)
+        return response
+
+
 def _install_pages(app: FastAPI) -> None:
     page_headers = {"Content-Security-Policy": _PAGE_CSP, "X-Content-Type-Options": "nosniff",
                     "Referrer-Policy": "no-referrer"}
@@ -650,7 +919,7 @@ def _install_pages(app: FastAPI) -> None:
     async def index() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", headers=page_headers)
 
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount("/static", _PageFiles(page_headers, directory=STATIC_DIR), name="static")
 
     try:
         import swagger_ui  # swagger-ui-py ships Swagger UI's files: no CDN needed
