@@ -180,8 +180,14 @@ _IMAGE_BODY = {
 # --- the service object that lives for the app's lifetime -----------------------------
 
 class _Service:
-    def __init__(self, recognizer: Any, name: str, settings: ServeSettings) -> None:
+    def __init__(self, recognizer: Any, name: str, settings: ServeSettings, *,
+                 explainer: Any = None) -> None:
         self.recognizer = recognizer
+        # Explanations (backward passes, seconds each) run in a thread of their own on a
+        # copy of the classifier: predictions never wait behind them.  Face detection for
+        # them runs in the model thread's explain lane.
+        self.explainer = explainer if explainer is not None else recognizer
+        self.explain_thread = ThreadPoolExecutor(1, thread_name_prefix="ferkit-explain")
         self.name = name
         self.settings = settings
         self.started = time.monotonic()
@@ -202,6 +208,7 @@ class _Service:
 
     def shutdown(self) -> None:
         self.model_thread.shutdown(wait=True, cancel_futures=True)
+        self.explain_thread.shutdown(wait=True, cancel_futures=True)
         self.decoder.shutdown(wait=True, cancel_futures=True)
 
     def _predict_batch(self, images: list[np.ndarray]) -> list[Any]:
@@ -219,9 +226,16 @@ class _Service:
                 results.append(exc)
         return results
 
-    async def explain_step(self, fn: Callable[[], Any]) -> Any:
-        """Run ``fn`` in the model thread's explain lane (behind predict batches)."""
-        return await asyncio.get_running_loop().run_in_executor(self.explain_lane, fn)
+    async def explain_detect(self, image: np.ndarray) -> list[Any]:
+        """Faces found and aligned for an explanation: the model thread's explain lane,
+        one turn per ``PREDICT_WEIGHT`` predict batches."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self.explain_lane, functools.partial(self.recognizer.detect_and_align, image))
+
+    async def explain_faces(self, fn: Callable[[Any], Any]) -> Any:
+        """``fn(explainer)`` in the explain thread."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self.explain_thread, fn, self.explainer)
 
     async def predict(self, image: np.ndarray) -> Any:
         try:
@@ -336,6 +350,38 @@ def _warm_up(recognizer: Any) -> None:
                 f"the model gave invalid probabilities on the warm-up face "
                 f"({', '.join(f'{n}={p:.3g}' for n, p in zip(labels, probs, strict=True))}); "
                 "its weights or config.json (mean, std, label_names) are broken")
+
+
+def _explainer_for(recognizer: Any) -> Any:
+    """A copy of ``recognizer`` with its own classifier, for the explain thread, warmed up.
+
+    Its own copy because explaining registers hooks and runs backward passes on the
+    classifier, which must not meet a prediction running at the same time.  The first
+    explanation in a process also takes seconds of one-off set-up: done here, not in a
+    request.  ``ferkit.explain`` is imported here too, not on the event loop.
+    """
+    import copy
+
+    import torch
+
+    try:
+        from ferkit.explain import explain_aligned
+        from ferkit.explain.visualize import overlay_on_image  # noqa: F401
+    except ImportError:
+        return None
+    model = getattr(recognizer, "model", None)
+    if not isinstance(model, torch.nn.Module):
+        return None  # not a ferkit Recognizer: explanations share it
+    explainer = copy.copy(recognizer)
+    explainer.model = copy.deepcopy(model)
+    from ferkit.inference.io import load_image
+
+    try:
+        face = recognizer.detect_and_align(load_image(WARMUP_FACE))
+        explain_aligned(explainer, face, method="gradcam")
+    except Exception as exc:  # the first request will say what is wrong, as a 4xx/5xx
+        log.warning("explanations did not warm up (%s: %s)", type(exc).__name__, exc)
+    return explainer
 
 
 def _public_name(spec: str | Callable[[], Any], name: str | None) -> str:
@@ -597,11 +643,13 @@ def create_app(recognizer_factory: str | Callable[[], Any] = "default", *,
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loader = ThreadPoolExecutor(1, thread_name_prefix="ferkit-load")
         try:
-            recognizer = await asyncio.get_running_loop().run_in_executor(
+            loop = asyncio.get_running_loop()
+            recognizer = await loop.run_in_executor(
                 loader, _load_recognizer, recognizer_factory, settings)
+            explainer = await loop.run_in_executor(loader, _explainer_for, recognizer)
         finally:
             loader.shutdown()
-        service = _Service(recognizer, name, settings)
+        service = _Service(recognizer, name, settings, explainer=explainer)
         await service.batcher.start()
         app.state.service = service
         log.info("model %s loaded; batching up to %d images / %g ms", name,
@@ -824,18 +872,15 @@ def _install_routes(app: FastAPI, settings: ServeSettings) -> None:
                            f"{', '.join(labels)}")
         async with service.explain_slot():
             _, data = await _read_upload(request, settings)
-            recognizer = service.recognizer
             step = settings.max_batch
 
             async def run() -> tuple[np.ndarray, Any]:
                 async with service.decoded(data) as image:
-                    # Detection, then a few faces per step: predict batches run in between.
-                    aligned = await service.explain_step(
-                        functools.partial(recognizer.detect_and_align, image))
+                    aligned = await service.explain_detect(image)
                     explanations: list[Any] = []
-                    for i in range(0, len(aligned), step):
-                        explanations += await service.explain_step(functools.partial(
-                            explain_aligned, recognizer, aligned[i:i + step], method=method,
+                    for i in range(0, len(aligned), step):  # a timeout stops between steps
+                        explanations += await service.explain_faces(functools.partial(
+                            explain_aligned, aligned=aligned[i:i + step], method=method,
                             target=target))
                     if format == "json":
                         return image, explanations
