@@ -544,12 +544,19 @@ def test_serve_command_maps_options_and_env_to_settings(monkeypatch):
     monkeypatch.setattr("ferkit.serve.run_server", seen.append)
     monkeypatch.setenv("FERKIT_SERVE_MAX_BATCH", "3")
     monkeypatch.setenv("FERKIT_SERVE_PORT", "9100")
+    monkeypatch.setenv("FERKIT_SERVE_ALLOWED_HOSTS", "a.example, b.example")
+    monkeypatch.setenv("FERKIT_SERVE_MAX_PENDING_EXPLAIN", "2")
     assert main(["serve", "--port", "9200", "--model", "ckpt/dir", "--max-upload-mb", "0.5",
-                 "--cors-origin", "http://a.example", "--timeout", "7"]) == 0
+                 "--cors-origin", "http://a.example", "--timeout", "7",
+                 "--max-connections", "50", "--header-timeout", "3", "--body-timeout", "20"]) == 0
     (s,) = seen
     assert (s.port, s.max_batch, s.model, s.max_upload_bytes, s.cors_origins,
             s.request_timeout_s, s.host) == (9200, 3, "ckpt/dir", 524288,
                                              ("http://a.example",), 7.0, "127.0.0.1")
+    assert (s.allowed_hosts, s.max_pending_explain, s.max_connections, s.header_timeout_s,
+            s.body_timeout_s) == (("a.example", "b.example"), 2, 50, 3.0, 20.0)
+    assert main(["serve", "--allowed-host", "api.example"]) == 0
+    assert seen[-1].allowed_hosts == ("api.example",)
 
 
 def test_serve_command_bad_model_is_one_line_error(capsys, tmp_path):

@@ -35,12 +35,25 @@ def register(app: typer.Typer) -> None:
         cors_origin: Annotated[list[str] | None, typer.Option(
             help="allow browser calls from this origin (repeatable); CORS is off "
                  "by default")] = None,
+        allowed_host: Annotated[list[str] | None, typer.Option(
+            help="answer requests whose Host header is this name (repeatable; "
+                 "*.example.com for subdomains, * for any); default: the loopback names "
+                 "when --host is loopback, any otherwise")] = None,
+        max_connections: Annotated[int | None, typer.Option(
+            help="open connections at most; idle ones make room for new ones "
+                 "(default 1000)")] = None,
+        header_timeout: Annotated[float | None, typer.Option(
+            help="seconds a connection has to send a complete request head "
+                 "(default 10)")] = None,
+        body_timeout: Annotated[float | None, typer.Option(
+            help="seconds the whole request body has to arrive (default 60)")] = None,
         log_level: Annotated[str | None, typer.Option(help="debug, info, warning …")] = None,
     ) -> None:
         """Serve the HTTP API and the web page (http://HOST:PORT/).
 
         Every option can also be set as FERKIT_SERVE_<NAME> (e.g. FERKIT_SERVE_PORT=9000);
-        options given here win.
+        options given here win. More limits (queues, memory budgets) are environment
+        variables only: see docs/serving.md.
 
         Examples:
 
@@ -58,6 +71,9 @@ def register(app: typer.Typer) -> None:
             batch_wait_ms=batch_wait_ms, request_timeout_s=timeout, log_level=log_level,
             max_upload_bytes=None if max_upload_mb is None else int(max_upload_mb * 2**20),
             cors_origins=tuple(cors_origin) if cors_origin else None,
+            allowed_hosts=tuple(allowed_host) if allowed_host else None,
+            max_connections=max_connections, header_timeout_s=header_timeout,
+            body_timeout_s=body_timeout,
         )
         typer.echo(f"ferkit: loading {settings.model!r}, then serving http://{settings.host}:"
                    f"{settings.port}/ (API docs at /docs; Ctrl-C stops)", err=True)

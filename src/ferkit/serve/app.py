@@ -188,6 +188,8 @@ class _Service:
         # them runs in the model thread's explain lane.
         self.explainer = explainer if explainer is not None else recognizer
         self.explain_thread = ThreadPoolExecutor(1, thread_name_prefix="ferkit-explain")
+        if explainer is not None:  # the explain thread's first job, while serving starts
+            self.explain_thread.submit(_warm_up_explainer, explainer)
         self.name = name
         self.settings = settings
         self.started = time.monotonic()
@@ -353,19 +355,18 @@ def _warm_up(recognizer: Any) -> None:
 
 
 def _explainer_for(recognizer: Any) -> Any:
-    """A copy of ``recognizer`` with its own classifier, for the explain thread, warmed up.
+    """A copy of ``recognizer`` with its own classifier, for the explain thread.
 
     Its own copy because explaining registers hooks and runs backward passes on the
-    classifier, which must not meet a prediction running at the same time.  The first
-    explanation in a process also takes seconds of one-off set-up: done here, not in a
-    request.  ``ferkit.explain`` is imported here too, not on the event loop.
+    classifier, which must not meet a prediction running at the same time.
+    ``ferkit.explain`` is imported here too, not on the event loop.
     """
     import copy
 
     import torch
 
     try:
-        from ferkit.explain import explain_aligned
+        from ferkit.explain import explain_aligned  # noqa: F401
         from ferkit.explain.visualize import overlay_on_image  # noqa: F401
     except ImportError:
         return None
@@ -374,14 +375,20 @@ def _explainer_for(recognizer: Any) -> Any:
         return None  # not a ferkit Recognizer: explanations share it
     explainer = copy.copy(recognizer)
     explainer.model = copy.deepcopy(model)
+    return explainer
+
+
+def _warm_up_explainer(explainer: Any) -> None:
+    """One explanation of the warm-up face: the first in a process takes seconds of
+    one-off set-up, better spent before a client waits for it."""
+    from ferkit.explain import explain_aligned
     from ferkit.inference.io import load_image
 
     try:
-        face = recognizer.detect_and_align(load_image(WARMUP_FACE))
+        face = explainer.detect_and_align(load_image(WARMUP_FACE))
         explain_aligned(explainer, face, method="gradcam")
     except Exception as exc:  # the first request will say what is wrong, as a 4xx/5xx
         log.warning("explanations did not warm up (%s: %s)", type(exc).__name__, exc)
-    return explainer
 
 
 def _public_name(spec: str | Callable[[], Any], name: str | None) -> str:

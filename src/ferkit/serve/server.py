@@ -38,8 +38,11 @@ log = logging.getLogger("ferkit.serve")
 
 #: request heads larger than this (request line + headers) get 400 from h11
 MAX_HEADER_BYTES = 16 * 1024
-#: descriptors kept free for the model's files, logs and threads when capping connections
+#: descriptors kept free for the model's files, logs and imports when capping connections
 FD_RESERVE = 128
+#: listen backlog; also how many connections asyncio accepts in one go, before the cap
+#: sees any of them, so it is kept free of the cap as well
+BACKLOG = 128
 
 
 class _Throttled:
@@ -177,7 +180,7 @@ def connection_cap(settings: ServeSettings, file_limit: int | None) -> int:
     """``settings.max_connections``, lowered to fit under ``file_limit`` descriptors."""
     if file_limit is None:
         return settings.max_connections
-    fits = max(16, file_limit - FD_RESERVE)
+    fits = max(16, file_limit - FD_RESERVE - BACKLOG)
     if fits < settings.max_connections:
         log.warning("max_connections %d lowered to %d to stay under this process's limit of "
                     "%d open files (raise it with `ulimit -n`)", settings.max_connections,
@@ -222,6 +225,7 @@ def uvicorn_config(app: Any, settings: ServeSettings, *, max_connections: int | 
         "host": settings.host, "port": settings.port,
         "http": guarded_protocol(settings, max_connections=max_connections),
         "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
+        "backlog": BACKLOG,
         "timeout_keep_alive": settings.keep_alive_s,
         "timeout_graceful_shutdown": 10,
         "log_level": settings.log_level.lower(),
