@@ -33,6 +33,8 @@ import logging
 import math
 import os
 import re
+import sys
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -187,7 +189,8 @@ class _Service:
         # copy of the classifier: predictions never wait behind them.  Face detection for
         # them runs in the model thread's explain lane.
         self.explainer = explainer if explainer is not None else recognizer
-        self.explain_thread = ThreadPoolExecutor(1, thread_name_prefix="ferkit-explain")
+        self.explain_thread = ThreadPoolExecutor(1, thread_name_prefix="ferkit-explain",
+                                                 initializer=_yield_cpu)
         if explainer is not None:  # the explain thread's first job, while serving starts
             self.explain_thread.submit(_warm_up_explainer, explainer)
         self.name = name
@@ -352,6 +355,22 @@ def _warm_up(recognizer: Any) -> None:
                 f"the model gave invalid probabilities on the warm-up face "
                 f"({', '.join(f'{n}={p:.3g}' for n, p in zip(labels, probs, strict=True))}); "
                 "its weights or config.json (mean, std, label_names) are broken")
+
+
+#: how much lower the explain thread's CPU priority is (Linux nice; 10 ~ a tenth of the CPU
+#: share of the prediction thread when both compete for a core)
+EXPLAIN_NICENESS = 10
+
+
+def _yield_cpu() -> None:
+    """Lower this thread's CPU priority (Linux: per-thread nice; the threads torch starts
+    from it inherit it), so explanations use the cores predictions leave free."""
+    if not sys.platform.startswith("linux"):
+        return  # elsewhere PRIO_PROCESS takes a process id, not a thread's
+    with contextlib.suppress(AttributeError, OSError):
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid)
+                       + EXPLAIN_NICENESS)
 
 
 def _explainer_for(recognizer: Any) -> Any:
