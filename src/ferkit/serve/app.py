@@ -896,8 +896,9 @@ def _install_routes(app: FastAPI, settings: ServeSettings) -> None:
             raise ApiError(422, "unknown_target",
                            f"target {target!r} is not a class of this model; one of "
                            f"{', '.join(labels)}")
+        # The body first: a slow upload must not hold one of the few explain slots.
+        _, data = await _read_upload(request, settings)
         async with service.explain_slot():
-            _, data = await _read_upload(request, settings)
             step = settings.max_batch
 
             async def run() -> tuple[np.ndarray, Any]:
