@@ -8,8 +8,10 @@ The model is loaded once, when the server starts, and must answer a real face (a
 through detector, alignment and classifier) before the server reports healthy.  One
 dedicated thread runs every model call (:class:`~ferkit.serve.scheduler.ModelThread`), so
 the event loop stays free and the model is never used from two threads at once; predict
-batches and explanation steps queue in weighted lanes there, so explanations cannot starve
-predictions.  Predict requests that arrive together are run as one batch
+batches and the face detection of explanations queue in weighted lanes there.  The
+explanations themselves (backward passes) run in a thread of their own at lower CPU
+priority, on a copy of the classifier, so they cannot starve predictions.  Predict
+requests that arrive together are run as one batch
 (:class:`~ferkit.serve.batcher.MicroBatcher`).  Decoding runs in a small pool of its own,
 inside the request's deadline and within a memory budget.  Every error is a JSON body
 ``{"error": code, "message": text}`` without stack traces or server paths.
@@ -76,7 +78,7 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 WARMUP_FACE = Path(__file__).resolve().parent / "warmup_face.jpg"
 #: where that face is (x1, y1, x2, y2), for detectors that miss it
 WARMUP_FACE_BOX = (58.0, 42.0, 135.0, 139.0)
-#: predict batches run per explanation step while both wait for the model
+#: predict batches run per explanation's face detection while both wait for the model thread
 PREDICT_WEIGHT = 4
 # The page loads nothing from elsewhere; camera frames and results are blob:/data: URLs.
 _PAGE_CSP = ("default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; "
