@@ -303,11 +303,10 @@ def test_image_beyond_pillows_bomb_limit_is_413_too_many_pixels():
 
 def test_models_hides_every_kind_of_path():
     recognizer = ScriptedRecognizer()
-    recognizer.config = recognizer.config.__class__(
-        "baseline", recognizer.config.label_names, data=recognizer.config.data,
-        provenance={"data": "data/raf-db/train", "weights": "..\\secret\\w.pt",
-                    "home": "~/runs/x", "note": "from ./runs/dan/best on C:/data/fer",
-                    "paper": "https://arxiv.org/abs/2109.07270"})
+    provenance = {"data": "data/raf-db/train", "weights": "..\\secret\\w.pt",
+                  "home": "~/runs/x", "note": "from ./runs/dan/best on C:/data/fer",
+                  "paper": "https://arxiv.org/abs/2109.07270"}
+    recognizer.config = recognizer.config.model_copy(update={"provenance": provenance})
     with _serve(ServeSettings(), recognizer) as url:
         provenance = httpx.get(url + "/v1/models").json()["loaded"]["provenance"]
     assert provenance == {"data": "train", "weights": "w.pt", "home": "x",
@@ -371,14 +370,16 @@ def test_warm_up_refuses_a_model_that_cannot_answer_a_face(tiny_checkpoint):
 
 
 def test_serve_refuses_a_checkpoint_with_zero_std(tiny_checkpoint, tmp_path, capsys):
-    """``std: [0, 0, 0]`` loads, and a face-less warm-up passed: healthy, 500 on every face."""
+    """``std: [0, 0, 0]`` used to load, pass a face-less warm-up, report healthy and answer
+    500 to every face.  Config validation now names the field; the warm-up face is the
+    second line (tested above with weights no validation can judge)."""
     from ferkit.cli import main
 
     broken = _broken_copy(tiny_checkpoint, tmp_path, std=[0, 0, 0])
     assert main(["serve", "--model", str(broken), "--backend", "torch", "--port", "0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: ") and "Traceback" not in "\n".join(err)
-    assert "warm-up face" in err[-1] and "std" in err[-1]
+    assert "std" in err[-1]
 
 
 # --- the many-sockets case with a real file limit (slow) --------------------------------
