@@ -57,3 +57,15 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray runtime (2 CPUs, like the CI machine) shared by every Ray test: starting
+    Ray costs 10-30 s on 2 busy cores."""
+    ray = pytest.importorskip("ray", reason="needs Ray Data: pip install 'ferkit[ray]'")
+    from ferkit.batch import ensure_ray
+
+    ensure_ray(num_cpus=2)
+    yield ray
+    ray.shutdown()

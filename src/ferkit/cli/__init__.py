@@ -48,6 +48,7 @@ _COMMAND_MODULES = (
     "ferkit.cli.video",
     "ferkit.cli.data",
     "ferkit.cli.predict",
+    "ferkit.cli.batch",
     "ferkit.cli.explain",
     "ferkit.cli.serve",
     "ferkit.cli.train",

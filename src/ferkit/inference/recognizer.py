@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import itertools
 import types
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from ferkit.config import ModelConfig
+from ferkit.config import DataConfig, ModelConfig
 from ferkit.errors import CheckpointError, FerkitError, InputError
 from ferkit.faces.align import AlignedFace, align_face, whole_image_face
 from ferkit.faces.base import Detection, FaceDetector, create_detector
@@ -217,17 +217,8 @@ class Recognizer:
                          detect: bool = True, color: str = "rgb") -> list[AlignedFace]:
         """Every face of ``image`` as an :class:`~ferkit.faces.AlignedFace`, cropped as the
         model's config asks (``alignment``, ``face_margin``, ``input_size``)."""
-        if not isinstance(image, np.ndarray) or image.ndim != 3 or image.dtype != np.uint8 \
-                or image.shape[2] != 3 or color != "rgb":
-            image = load_image(image, color=color)
-        data = self.config.data
-        if not detect:
-            return [whole_image_face(image, data)]
-        if boxes is not None:
-            detections = [Detection(box=_check_box(b, image), score=None) for b in boxes]
-        else:
-            detections = self.detector.detect(image)
-        return [align_face(image, det, data) for det in detections]
+        return detect_and_align(image, self.config.data,
+                                lambda: self.detector, boxes=boxes, detect=detect, color=color)
 
     def classify_crops(self, crops: Sequence[np.ndarray], *,
                        batch_size: int | None = None) -> np.ndarray:
@@ -293,6 +284,29 @@ class Recognizer:
         return (f"Recognizer({cfg.architecture}, classes={list(cfg.label_names)}, "
                 f"input={cfg.data.input_size}, alignment={cfg.data.alignment}, "
                 f"backend={getattr(self.backend, 'name', '?')}, detector={detector})")
+
+
+def detect_and_align(image: ImageSource, data: DataConfig,
+                     detector: FaceDetector | Callable[[], FaceDetector], *,
+                     boxes: Sequence[BoxLike] | None = None, detect: bool = True,
+                     color: str = "rgb") -> list[AlignedFace]:
+    """What :meth:`Recognizer.detect_and_align` does, without a model: batch pipelines
+    (:mod:`ferkit.batch`) detect in processes that never load the classifier.
+
+    ``detector`` may be a callable returning the detector, so it is built only when needed.
+    """
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.dtype != np.uint8 \
+            or image.shape[2] != 3 or color != "rgb":
+        image = load_image(image, color=color)
+    if not detect:
+        return [whole_image_face(image, data)]
+    if boxes is not None:
+        detections = [Detection(box=_check_box(b, image), score=None) for b in boxes]
+    else:
+        if not hasattr(detector, "detect"):
+            detector = detector()
+        detections = detector.detect(image)
+    return [align_face(image, det, data) for det in detections]
 
 
 def _check_box(box: BoxLike, image: np.ndarray) -> tuple[float, float, float, float]:
