@@ -8,6 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 from torch import nn
@@ -258,12 +259,76 @@ def test_model_with_class_subset_trains_on_mapped_labels(tmp_path):
     assert report.excluded > 30
 
 
+class LoggedFakeFER(FakeFER):
+    """FakeFER that appends every index it loads to ``<folder>/rank<R>-epoch<E>.txt``."""
+
+    def __init__(self, *args, folder: Path, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.folder = folder
+        self.epoch = 0
+
+    def __getitem__(self, index):
+        rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+        with (self.folder / f"rank{rank}-epoch{self.epoch}.txt").open("a") as log:
+            log.write(f"{index}\n")
+        return super().__getitem__(index)
+
+
+class RecordRanks(L.Callback):
+    """Per rank: tells the logged dataset the epoch; saves the final weights."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def on_train_epoch_start(self, trainer, module):
+        trainer.datamodule.splits["train"].epoch = trainer.current_epoch
+
+    def on_train_end(self, trainer, module):
+        torch.save(module.model.state_dict(), self.folder / f"rank{trainer.global_rank}.pt")
+
+
 @pytest.mark.slow
 def test_ddp_on_two_cpu_processes(tmp_path):
-    """Multi-process DDP needs nothing ferkit-specific: only trainer.devices/strategy."""
+    """Multi-process DDP needs nothing ferkit-specific (trainer.devices/strategy); each rank
+    trains on its own half of every epoch and both end with the same weights."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    datasets = {"train": LoggedFakeFER(192, image_size=32, seed=0, folder=logs),
+                "val": FakeFER(96, image_size=32, seed=5)}
     result = train(tiny_recipe(epochs=2, accelerator="cpu", devices=2, strategy="ddp_spawn"),
-                   out_dir=tmp_path / "run")
+                   out_dir=tmp_path / "run", datasets=datasets, callbacks=[RecordRanks(logs)])
     assert read_config(result.best_dir).metrics["val_acc"] >= 0.6
+    for epoch in (0, 1):
+        seen = [[int(i) for i in (logs / f"rank{r}-epoch{epoch}.txt").read_text().split()]
+                for r in (0, 1)]
+        assert len(seen[0]) == len(seen[1]) == 96  # 192 samples split evenly
+        assert not set(seen[0]) & set(seen[1])  # disjoint: no sample trained on twice
+        assert set(seen[0]) | set(seen[1]) == set(range(192))
+    final = [torch.load(logs / f"rank{r}.pt") for r in (0, 1)]
+    assert final[0].keys() == final[1].keys()
+    for key in final[0]:
+        assert torch.equal(final[0][key], final[1][key]), key
+    # The checkpoint rank 0 wrote holds those weights.
+    saved = read_state_dict(result.last_dir / "model.safetensors")
+    assert all(torch.equal(saved[k], final[0][k]) for k in saved)
+
+
+def test_launcher_layout_fills_devices_and_nodes():
+    from ferkit.training.distributed import launcher_topology, resolve_topology
+
+    assert launcher_topology({}) is None
+    assert resolve_topology("auto", 1, {}) == ("auto", 1)
+    torchrun = {"TORCHELASTIC_RUN_ID": "1", "WORLD_SIZE": "8", "LOCAL_WORLD_SIZE": "4"}
+    assert resolve_topology("auto", 1, torchrun) == (4, 2)
+    assert resolve_topology(4, 2, torchrun) == (4, 2)
+    with pytest.raises(FerkitError, match="torchrun started 4 process"):
+        resolve_topology(2, 1, torchrun)
+    slurm = {"SLURM_NTASKS": "6", "SLURM_NNODES": "3", "SLURM_NTASKS_PER_NODE": "2(x3)",
+             "SLURM_JOB_NAME": "train"}
+    assert resolve_topology("auto", 1, slurm) == (2, 3)
+    assert resolve_topology([0, 1], 3, slurm) == ([0, 1], 3)
+    interactive = {**slurm, "SLURM_JOB_NAME": "bash"}
+    assert resolve_topology("auto", 1, interactive) == ("auto", 1)
 
 
 def test_cli_trains_from_dsan_style_label_lists(tmp_path, capsys):

@@ -81,7 +81,8 @@ def run_batch(inputs: Sequence[str], out: str, *, model: str = "default",
               video: bool = False, every: int = 1, address: str | None = None,
               num_cpus: int | None = None, actors: int | None = None,
               actor_cpus: float | None = None, gpus_per_actor: float | None = None,
-              rows_per_part: int = 20_000, seconds_per_part: float = 30.0,
+              task_cpus: float | None = None, rows_per_part: int = 20_000,
+              seconds_per_part: float = 30.0,
               on_progress: Callable[[BatchSummary], None] | None = None) -> BatchSummary:
     """Run a batch job; see ``ferkit batch --help`` and docs/scale.md.
 
@@ -112,7 +113,7 @@ def run_batch(inputs: Sequence[str], out: str, *, model: str = "default",
     ray = ensure_ray(address, num_cpus=num_cpus)
     cluster = ray.cluster_resources()
     plan = plan_resources(cluster, actors=actors, actor_cpus=actor_cpus,
-                          gpus_per_actor=gpus_per_actor)
+                          gpus_per_actor=gpus_per_actor, task_cpus=task_cpus)
     summary.plan = plan
     # Enough blocks that every free CPU has a detect task to run, few enough to stay cheap.
     blocks = max(1, min(len(todo), max(2 * math.ceil(plan.cluster_cpus), len(todo) // 64)))

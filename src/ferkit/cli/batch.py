@@ -49,6 +49,8 @@ def register(app: typer.Typer) -> None:
         gpus_per_actor: Annotated[float | None, typer.Option(
             help="GPUs each classifier actor reserves (default 1 if the cluster has GPUs)")
         ] = None,
+        task_cpus: Annotated[float | None, typer.Option(
+            help="CPUs each decode-and-detect task reserves (default 1)")] = None,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress lines")] = False,
     ) -> None:
         """Faces and expressions for many photos (or videos) on Ray, into Parquet files.
@@ -78,7 +80,7 @@ def register(app: typer.Typer) -> None:
                             backend=backend, batch_size=batch_size, video=video, every=every,
                             address=address, num_cpus=num_cpus, actors=actors,
                             actor_cpus=actor_cpus, gpus_per_actor=gpus_per_actor,
-                            on_progress=progress)
+                            task_cpus=task_cpus, on_progress=progress)
         if summary.processed and not quiet:
             print(file=sys.stderr)
         for argument, message in summary.problems:

@@ -32,6 +32,12 @@ def register(app: typer.Typer) -> None:
             "--train-label", help="label-list form: 'path label' file for training")] = None,
         val_label: Annotated[str | None, typer.Option(
             "--val-label", help="label-list form: 'path label' file for validation")] = None,
+        devices: Annotated[str | None, typer.Option(
+            help="devices per node: a count (2), a list (0,1) or auto (same as --set "
+                 "trainer.devices=...; under torchrun/SLURM: the launcher's)")] = None,
+        num_nodes: Annotated[int | None, typer.Option(
+            "--num-nodes", min=1, help="nodes (same as --set trainer.num_nodes=N; under "
+                                       "torchrun/SLURM: the launcher's)")] = None,
     ) -> None:
         """Train a model from a recipe; writes best/ and last/ checkpoints into the run dir.
 
@@ -41,7 +47,9 @@ def register(app: typer.Typer) -> None:
 
           ferkit train --recipe fer2013_dsan --data fer2013.csv.gz --out runs/fer
 
-          ferkit train -r dan_rafdb -d RAF-DB/basic --set trainer.devices=2
+          ferkit train -r dan_rafdb -d RAF-DB/basic --devices 2
+
+          torchrun --nnodes 2 --nproc-per-node 4 … -m ferkit train -r dan_rafdb -d RAF-DB/basic
 
           ferkit train --out runs/fer --resume
 
@@ -56,6 +64,10 @@ def register(app: typer.Typer) -> None:
                 print(f"{name:<24} {first}")
             return
         overrides = list(set_ or [])
+        if devices is not None:
+            overrides.append(f"trainer.devices={_devices_value(devices)}")
+        if num_nodes is not None:
+            overrides.append(f"trainer.num_nodes={num_nodes}")
         if data_dir or train_label or val_label:
             overrides += label_list_overrides(data_dir or data, train_label, val_label)
             data = None
@@ -95,3 +107,17 @@ def label_list_overrides(data_dir: str | None, train_label: str | None,
     if val_label:
         overrides.append(f"data.options.val_label={val_label}")
     return overrides
+
+
+def _devices_value(text: str) -> str:
+    """``--devices`` as a recipe value: ``2`` (a count), ``[0, 1]`` (ids) or ``auto``."""
+    from ferkit.errors import FerkitError
+
+    text = text.strip()
+    if text == "auto" or text.isdigit() or text == "-1":
+        return text
+    ids = [part.strip() for part in text.strip("[]").split(",")]
+    if not all(part.isdigit() for part in ids):
+        raise FerkitError(f"--devices must be a count (2), device ids (0,1) or auto, "
+                          f"not {text!r}")
+    return "[" + ", ".join(ids) + "]"

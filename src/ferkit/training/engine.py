@@ -46,6 +46,7 @@ from ferkit.atomic import make_dirs, os_error_message
 from ferkit.data.base import FERDataset
 from ferkit.errors import FerkitError
 from ferkit.training.datamodule import FERDataModule
+from ferkit.training.distributed import resolve_topology
 from ferkit.training.module import FERModule
 from ferkit.training.recipe import Recipe, load_recipe, recipe_from_dict
 
@@ -133,15 +134,18 @@ def resolve_precision(recipe: Recipe) -> str:
 
 def build_trainer(recipe: Recipe, run_dir: Path, *, callbacks: Sequence[Callback] = (),
                   resume_step: int | None = None) -> tuple[L.Trainer, FerkitCheckpoint]:
-    """A Lightning ``Trainer`` configured from ``recipe.trainer`` (devices/strategy as-is,
-    so DDP and multi-node need nothing ferkit-specific).  ``resume_step``: the global step
-    of the checkpoint a resumed run continues from (``metrics.csv`` keeps rows up to it)."""
+    """A Lightning ``Trainer`` configured from ``recipe.trainer``: strategy as-is, devices
+    and nodes completed from a torchrun/SLURM launcher
+    (:func:`~ferkit.training.distributed.resolve_topology`).  ``resume_step``: the global
+    step of the checkpoint a resumed run continues from (``metrics.csv`` keeps rows up to it)."""
     t = recipe.trainer
     loggers: list[Any] = [_ResumableCSVLogger(run_dir, name="logs", version="",
                                               keep_until_step=resume_step)]
     if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX"):
         loggers.append(L.pytorch.loggers.TensorBoardLogger(run_dir, name="logs", version=""))
     ferkit_ckpt = FerkitCheckpoint(run_dir, recipe, monitor=t.monitor)
+    # Under torchrun/SLURM, the launcher's layout (docs/scale.md: training on many nodes).
+    devices, num_nodes = resolve_topology(t.devices, t.num_nodes)
     # One rolling file, rewritten after every validation: the state --resume continues from.
     lightning_ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last",
                                      monitor=None, save_top_k=1, enable_version_counter=False,
@@ -152,9 +156,9 @@ def build_trainer(recipe: Recipe, run_dir: Path, *, callbacks: Sequence[Callback
     trainer = L.Trainer(
         max_epochs=t.epochs,
         accelerator=t.accelerator,
-        devices=t.devices,
+        devices=devices,
         strategy=t.strategy,
-        num_nodes=t.num_nodes,
+        num_nodes=num_nodes,
         precision=resolve_precision(recipe),
         deterministic=t.deterministic,
         gradient_clip_val=t.gradient_clip_val,
