@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 class VideoAnalyzer:
     """Actor: one Recognizer (model and detector loaded once), one video per call."""
 
-    def __init__(self, model_dir: str, model_name: str, model_version: str, *,
+    def __init__(self, model: str, model_name: str, model_version: str, *,
                  detector: str = "retinaface", detector_options: dict[str, Any] | None = None,
                  backend: str = "auto", batch_size: int = 32, threads: int = 1,
                  use_gpu: bool = False, every: int = 1) -> None:
@@ -38,7 +38,9 @@ class VideoAnalyzer:
         options = dict(detector_options or {})
         if detector == "retinaface":
             options.setdefault("num_threads", threads)
-        self.recognizer = load_recognizer(model_dir, backend=backend, device=device,
+        ref = ModelRef.resolve(model)
+        ref.check_same(model_version)
+        self.recognizer = load_recognizer(str(ref.directory), backend=backend, device=device,
                                           batch_size=batch_size, threads=threads,
                                           detector=detector, detector_options=options)
         self.model_name, self.model_version = model_name, model_version
@@ -112,7 +114,7 @@ def predict_video_dataset(ds: ray.data.Dataset, *, model: str = "default",
                             task_cpus=0.0, cluster_cpus=default.cluster_cpus)
     return ds.select_columns(["source"]).map_batches(
         VideoAnalyzer, batch_size=1, batch_format="numpy",
-        fn_constructor_args=(str(ref.directory), ref.name, ref.version),
+        fn_constructor_args=(ref.spec, ref.name, ref.version),
         fn_constructor_kwargs={"detector": detector,
                                "detector_options": dict(detector_options or {}),
                                "backend": backend, "batch_size": batch_size,
