@@ -97,3 +97,27 @@ def test_leftovers_of_a_killed_write_are_removed_and_never_read(tmp_path):
     (out / "part-broken.parquet").write_bytes(b"not parquet")
     with pytest.raises(FerkitError, match="move it away"):
         completed_sources(str(out))
+
+
+def test_without_ray_everything_else_works_and_batch_says_what_to_install(tmp_path,
+                                                                         monkeypatch, capsys):
+    import subprocess
+    import sys
+
+    # A fresh interpreter where `import ray` fails, as after `pip install ferkit`.
+    code = ("import sys; sys.modules['ray'] = None\n"
+            "from ferkit.cli import main\n"
+            "assert main(['--help']) == 0\n"
+            "import ferkit.batch\n"
+            "assert 'ray' not in [m.split('.')[0] for m in sys.modules if sys.modules[m]]\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "batch" in done.stdout and "predict" in done.stdout
+
+    from ferkit.cli import main
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    (tmp_path / "x.jpg").write_bytes(b"x")
+    assert main(["batch", str(tmp_path / "x.jpg"), "--out", str(tmp_path / "out")]) == 2
+    assert "pip install 'ferkit[ray]'" in capsys.readouterr().err

@@ -45,11 +45,7 @@ def ensure_ray(address: str | None = None, *, num_cpus: int | None = None,
                num_gpus: int | None = None):
     """Import Ray and connect: to ``address`` (``auto`` or ``ray://host:10001``…), else to a
     runtime already started in this process, else start a local one."""
-    try:
-        import ray
-    except ImportError as exc:
-        raise FerkitError("batch inference on Ray needs Ray Data: pip install 'ferkit[ray]' "
-                          "(or `ferkit predict` on one machine)") from exc
+    ray = import_ray()
     if ray.is_initialized():
         return ray
     options: dict[str, Any] = {"log_to_driver": False, "configure_logging": False}
@@ -63,6 +59,17 @@ def ensure_ray(address: str | None = None, *, num_cpus: int | None = None,
         where = f"the Ray cluster at {address}" if address else "a local Ray runtime"
         raise FerkitError(f"cannot connect to {where}: {exc}") from exc
     _quiet_ray_data()
+    return ray
+
+
+def import_ray():
+    """The ``ray`` module, or a :class:`FerkitError` that says how to install it."""
+    try:
+        import ray
+        import ray.data  # ray without the [data] extra lacks its dependencies
+    except ImportError as exc:
+        raise FerkitError(f"batch inference on Ray needs Ray Data ({exc}): pip install "
+                          "'ferkit[ray]' (or use `ferkit predict` on one machine)") from exc
     return ray
 
 
@@ -96,6 +103,7 @@ def run_batch(inputs: Sequence[str], out: str, *, model: str = "default",
     from ferkit.batch.sources import list_sources
     from ferkit.batch.video import predict_video_dataset
 
+    import_ray()  # before any work: say at once when Ray is missing
     started = time.perf_counter()
     sources, problems = list_sources(inputs, video=video)
     if not sources:
