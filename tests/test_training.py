@@ -313,6 +313,26 @@ def test_ddp_on_two_cpu_processes(tmp_path):
     assert all(torch.equal(saved[k], final[0][k]) for k in saved)
 
 
+@pytest.mark.slow
+def test_torchrun_launch_takes_the_launcher_layout(tmp_path):
+    """`torchrun --nproc-per-node 2 -m ferkit train` with no --devices: both processes join
+    one DDP run (Lightning logs MEMBER: 2/2) and rank 0 writes the checkpoints."""
+    import yaml
+
+    recipe = tiny_recipe(epochs=2, accelerator="cpu")
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(recipe))
+    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+         "-m", "ferkit", "train", "-r", str(tmp_path / "tiny.yaml"), "--out",
+         str(tmp_path / "run")], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    log = done.stdout + done.stderr
+    assert "MEMBER: 1/2" in log and "MEMBER: 2/2" in log
+    assert read_config(tmp_path / "run" / "best").metrics["val_acc"] > 1 / 7
+    assert log.count("best checkpoint:") == 2  # each rank reports the same run directory
+
+
 def test_launcher_layout_fills_devices_and_nodes():
     from ferkit.training.distributed import launcher_topology, resolve_topology
 
