@@ -63,7 +63,7 @@ def _rows(source: str, n: int, version: str = "v1") -> pa.Table:
     """The rows of one input with ``n`` faces (one row when n == 0)."""
     count = max(1, n)
     return pa.table({"source": [source] * count,
-                     "face_index": list(range(n)) if n else [None],
+                     "face_index": pa.array(list(range(n)) if n else [None], pa.int32()),
                      "model": ["m"] * count, "model_version": [version] * count,
                      "source_rows": [count] * count})
 
@@ -90,7 +90,7 @@ def test_parts_hold_whole_inputs_and_resume_sees_them(tmp_path):
 def test_leftovers_of_a_killed_write_are_removed_and_never_read(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    (out / ".part-dead.parquet.tmp").write_bytes(b"PAR1 half a file")
+    (out / ".part-dead.1a2b3c4d.tmp.parquet").write_bytes(b"PAR1 half a file")
     assert completed_sources(str(out)) == set()
     assert remove_partial(str(out)) == 1
     assert list(out.iterdir()) == []

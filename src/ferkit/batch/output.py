@@ -2,9 +2,9 @@
 
 ``OUT/part-<uuid>.parquet`` files each hold whole inputs: every row of an input lands in the
 same file (:class:`PartWriter` holds back an input until all its ``source_rows`` rows have
-arrived).  A part appears under its final name only once complete (written as
-``OUT/.part-<uuid>.parquet.tmp`` then renamed; object stores publish an object only when its
-upload completes), so a job killed at any moment leaves whole inputs or nothing, and
+arrived).  A part appears under its final name only once complete (written to a hidden
+temporary and renamed by :func:`ferkit.atomic.atomic_path`; object stores publish an object
+only when its upload completes), so a job killed at any moment leaves whole inputs or nothing, and
 :func:`completed_sources` tells a re-run which inputs to skip: no input is lost and none is
 written twice.
 
@@ -15,7 +15,6 @@ starts with ``.`` are ignored by all of them).
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections import Counter
@@ -93,11 +92,11 @@ def _read(part: str, columns: list[str]) -> pa.Table:
 
 
 def remove_partial(out: str) -> int:
-    """Delete leftovers of a killed run (``.part-*.tmp``) from a local ``out``; their count."""
+    """Delete leftovers of a killed run (``.part-*.tmp*``) from a local ``out``; their count."""
     local = _local(out)
     if local is None or not local.is_dir():
         return 0
-    leftovers = list(local.glob(".part-*.tmp"))
+    leftovers = list(local.glob(".part-*.tmp*"))  # ferkit.atomic's temporaries
     for path in leftovers:
         path.unlink(missing_ok=True)
     return len(leftovers)
@@ -169,9 +168,10 @@ class PartWriter:
         name = f"part-{uuid.uuid4().hex}.parquet"
         local = _local(self.out)
         if local is not None:
-            tmp = local / f".{name}.tmp"
-            pq.write_table(table, tmp)
-            os.replace(tmp, local / name)  # atomic: readers see all of it or nothing
+            from ferkit.atomic import atomic_path
+
+            with atomic_path(local / name) as tmp:  # readers see all of it or nothing
+                pq.write_table(table, tmp)
             self.parts.append(str(local / name))
         else:
             filesystem, path = _filesystem(self.out)

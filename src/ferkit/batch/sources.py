@@ -107,8 +107,8 @@ def local_copy(source: str, folder: Path) -> Path:
 def _find_local(path: str, video: bool,
                 extensions: frozenset[str]) -> tuple[list[str], list[tuple[str, str]]]:
     if not video:
-        files, problems = find_images([path])
-        return [str(f) for f in files], problems
+        found = find_images([path])
+        return [str(f) for f in found.files], found.problems + found.skipped
     candidate = Path(path)
     if candidate.is_file():
         return [path], []
