@@ -88,6 +88,10 @@ class DataConfig(_Frozen):
         alignment: face-crop recipe: ``"five_point"`` (similarity transform from 5
             landmarks to a canonical template) or ``"box"`` (square crop around the box).
         face_margin: extra context around the face, as a fraction of the face size (0..3).
+        crop_pct: centre-crop fraction at evaluation (timm's ``crop_pct``, in (0, 1]): below 1
+            the face crop is resized to ``input_size / crop_pct`` and the centre
+            ``input_size`` cut out (DACL: 0.875, i.e. ``Resize(256)`` + ``CenterCrop(224)``);
+            1 resizes straight to ``input_size``.
     """
 
     input_size: tuple[Literal[1, 3], Side, Side] = (3, 224, 224)
@@ -96,6 +100,7 @@ class DataConfig(_Frozen):
     interpolation: Literal["bilinear", "bicubic", "nearest"] = "bilinear"
     alignment: Literal["five_point", "box"] = "five_point"
     face_margin: Annotated[Number, Field(ge=0, le=3)] = 0.2
+    crop_pct: Annotated[Number, Field(gt=0, le=1)] = 1.0
 
     @field_validator("input_size", mode="before")
     @classmethod
@@ -117,6 +122,12 @@ class DataConfig(_Frozen):
     @property
     def in_chans(self) -> int:
         return self.input_size[0]
+
+    @property
+    def resize_size(self) -> tuple[int, int]:
+        """``(H, W)`` before the centre crop: ``input_size`` / ``crop_pct``, floored (timm)."""
+        _, height, width = self.input_size
+        return math.floor(height / self.crop_pct), math.floor(width / self.crop_pct)
 
 
 #: ImageNet statistics for 3-channel models; 0.5/0.5 for the 48x48 grayscale models.

@@ -28,25 +28,64 @@ def eval_transform(data: DataConfig) -> v2.Compose:
     """PIL image or uint8 tensor → normalised float tensor ``data.input_size``.
 
     A PIL image stays on PIL's kernels until it is converted (as in :func:`train_transform`,
-    so training and evaluation resize alike); a tensor goes through tensor kernels.
+    so training and evaluation resize alike); a tensor goes through tensor kernels.  With
+    ``data.crop_pct < 1`` the image is resized to ``data.resize_size`` and its centre cut
+    out (DACL's ``Resize(256)`` + ``CenterCrop(224)``).
     """
-    channels, height, width = data.input_size
+    channels = data.input_size[0]
     return v2.Compose([
         v2.Grayscale(1) if channels == 1 else v2.RGB(),
-        v2.Resize((height, width), interpolation=_INTERPOLATION[data.interpolation],
-                  antialias=True),
+        *_resize_ops(data),
         v2.ToImage(),
         v2.ToDtype(torch.float32, scale=True),
         v2.Normalize(list(data.mean), list(data.std)),
     ])
 
 
+def _resize_ops(data: DataConfig, *, five_crop: bool = False) -> list[Any]:
+    """Resize to ``input_size``, or (``crop_pct < 1``) to ``resize_size`` then crop."""
+    _, height, width = data.input_size
+    interpolation = _INTERPOLATION[data.interpolation]
+    if data.crop_pct >= 1.0:
+        if five_crop:
+            raise FerkitError(
+                "augment.five_crop picks one of five input-size crops of a larger image, so "
+                "the model needs crop_pct < 1 (DACL: model.crop_pct: 0.875, i.e. resize to "
+                "256 and crop 224)"
+            )
+        return [v2.Resize((height, width), interpolation=interpolation, antialias=True)]
+    resize_h, resize_w = data.resize_size
+    # A square input resizes the shorter side, as torchvision's Resize(int) in the
+    # references; face crops are square, so this only matters for other images.
+    size: int | tuple[int, int] = resize_h if height == width else (resize_h, resize_w)
+    crop = RandomFiveCrop((height, width)) if five_crop else v2.CenterCrop((height, width))
+    return [v2.Resize(size, interpolation=interpolation, antialias=True), crop]
+
+
+class RandomFiveCrop(torch.nn.Module):
+    """One of the four corner crops or the centre crop, uniformly at random (DACL's
+    ``RandomFiveCrop``: ``five_crop(img, size)[random 0..4]``)."""
+
+    def __init__(self, size: tuple[int, int]) -> None:
+        super().__init__()
+        self.size = tuple(size)
+
+    def forward(self, image: Any) -> Any:
+        # torch's RNG: seeded per epoch by FERModule and per DataLoader worker by torch.
+        pick = int(torch.randint(5, ()))
+        return v2.functional.five_crop(image, list(self.size))[pick]
+
+    def extra_repr(self) -> str:
+        return f"size={self.size}"
+
 
 @dataclass(frozen=True)
 class AugmentConfig:
     """Train-time augmentation, as a recipe writes it (every field off when zero/None).
 
-    Applied in this order on the PIL image: random resized crop (or a plain resize), flip,
+    Applied in this order on the PIL image: random resized crop (or a plain resize; with
+    the model's ``crop_pct < 1`` a resize to ``resize_size`` and a centre crop, or with
+    ``five_crop`` one of the five crops at random), flip,
     geometric ops (rotation/affine, padded random crop; together with probability
     ``geometric_p``), colour jitter, then, on the normalised tensor, random erasing.
 
@@ -56,13 +95,20 @@ class AugmentConfig:
         translate: maximum shift as a fraction of width/height (RandomAffine).
         scale: ``(min, max)`` zoom range of RandomAffine, e.g. ``(0.9, 1.1)``.
         crop_padding: pad by this many pixels, then crop back to the input size at a random
-            position (DAN's ``RandomCrop(112, padding=32)``).
+            position (DAN's ``RandomCrop(224, padding=32)``).
         geometric_p: probability of applying rotation/affine/padded crop together (DAN: 0.2).
+        affine_interpolation: resampling of the rotation/affine (``"nearest"``,
+            ``"bilinear"``, ``"bicubic"``); ``None`` uses the model's interpolation.
+            torchvision's ``RandomRotation``/``RandomAffine`` default, which DAN's reference
+            uses, is ``"nearest"``.
+        five_crop: with the model's ``crop_pct < 1``: resize to ``resize_size`` and keep one
+            of the four corner crops or the centre crop at random (DACL's ``RandomFiveCrop``).
         resized_crop_scale: area range of RandomResizedCrop, e.g. ``(0.8, 1.0)``; ``None``
             resizes the whole image.
         color_jitter: brightness, contrast, saturation, hue strengths (saturation and hue are
             ignored for 1-channel models).
-        erasing_p: probability of RandomErasing on the normalised tensor (DAN: 1.0).
+        erasing_p: probability of RandomErasing on the normalised tensor (DAN: 0.5,
+            torchvision's default, which the reference leaves unchanged).
         erasing_scale: area range of the erased rectangle (DAN: ``(0.02, 0.25)``).
 
     Example:
@@ -78,6 +124,8 @@ class AugmentConfig:
     scale: tuple[float, float] | None = None
     crop_padding: int = 0
     geometric_p: float = 1.0
+    affine_interpolation: str | None = None
+    five_crop: bool = False
     resized_crop_scale: tuple[float, float] | None = None
     color_jitter: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
     erasing_p: float = 0.0
@@ -95,6 +143,13 @@ class AugmentConfig:
             if value is not None and (len(value) != 2 or not 0 < value[0] <= value[1]):
                 raise FerkitError(f"augment.{name} must be (min, max) with 0 < min <= max, "
                                   f"got {value}")
+        resample = self.affine_interpolation
+        if resample is not None and resample not in _INTERPOLATION:
+            raise FerkitError(f"augment.affine_interpolation must be one of "
+                              f"{', '.join(_INTERPOLATION)}, got {resample!r}")
+        if self.five_crop and self.resized_crop_scale is not None:
+            raise FerkitError("augment.five_crop and augment.resized_crop_scale are two ways to "
+                              "crop; set only one")
         if len(self.color_jitter) != 4 or min(self.color_jitter) < 0:
             raise FerkitError("augment.color_jitter must be 4 non-negative numbers "
                               f"(brightness, contrast, saturation, hue), got {self.color_jitter}")
@@ -114,6 +169,11 @@ class AugmentConfig:
                 value = tuple(float(v) for v in value)
             elif key == "crop_padding":
                 value = int(value)
+            elif key == "five_crop":
+                if not isinstance(value, bool):
+                    raise FerkitError(f"augment.five_crop must be true or false, got {value!r}")
+            elif value is None or isinstance(value, str):
+                pass
             elif isinstance(value, (int, float)) and not isinstance(value, bool):
                 value = float(value)
             values[key] = value
@@ -125,13 +185,15 @@ class AugmentConfig:
         presets = {
             "none": cls(hflip=0.0),
             "flip": cls(),
-            # DAN (train_rafdb.py): flip; with p=0.2 rotate ±20° and pad-32 random crop;
-            # RandomErasing(scale=(0.02, 0.25)) always.
-            "dan": cls(rotation=20.0, crop_padding=32, geometric_p=0.2, erasing_p=1.0,
+            # DAN (yaoing/DAN rafdb.py): flip; with p=0.2 RandomRotation(20) and
+            # RandomCrop(224, padding=32) (nearest, torchvision's default);
+            # RandomErasing(scale=(0.02, 0.25)) at torchvision's default p=0.5.
+            "dan": cls(rotation=20.0, crop_padding=32, geometric_p=0.2,
+                       affine_interpolation="nearest", erasing_p=0.5,
                        erasing_scale=(0.02, 0.25)),
-            # DACL: random resized crop (scale 0.8..1), flip, random erasing.
-            "dacl": cls(resized_crop_scale=(0.8, 1.0), erasing_p=0.5,
-                        erasing_scale=(0.02, 0.25)),
+            # DACL (amirhfarzaneh/dacl main.py): Resize(256), one of five 224 crops at
+            # random, flip; no erasing. Needs the model's crop_pct 0.875 (dacl's default).
+            "dacl": cls(five_crop=True),
             # Small 48x48 grayscale images: mild affine and brightness/contrast jitter.
             "fer2013": cls(rotation=10.0, translate=0.1, scale=(0.9, 1.1),
                            color_jitter=(0.2, 0.2, 0.0, 0.0), erasing_p=0.25),
@@ -164,14 +226,15 @@ def train_transform(data: DataConfig, augment: AugmentConfig | None = None) -> v
         ops.append(v2.RandomResizedCrop((height, width), scale=augment.resized_crop_scale,
                                         interpolation=interpolation, antialias=True))
     else:
-        ops.append(v2.Resize((height, width), interpolation=interpolation, antialias=True))
+        ops += _resize_ops(data, five_crop=augment.five_crop)
     if augment.hflip > 0:
         ops.append(v2.RandomHorizontalFlip(augment.hflip))
     geometric: list[Any] = []
     if augment.rotation or augment.translate or augment.scale:
         translate = (augment.translate, augment.translate) if augment.translate else None
-        geometric.append(v2.RandomAffine(augment.rotation, translate=translate,
-                                         scale=augment.scale, interpolation=interpolation))
+        geometric.append(v2.RandomAffine(
+            augment.rotation, translate=translate, scale=augment.scale,
+            interpolation=_INTERPOLATION[augment.affine_interpolation or data.interpolation]))
     if augment.crop_padding:
         geometric.append(v2.RandomCrop((height, width), padding=augment.crop_padding))
     if geometric and augment.geometric_p > 0:
