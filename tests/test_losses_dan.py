@@ -100,3 +100,34 @@ def test_center_loss_by_hand():
     torch.testing.assert_close(loss.centers.grad, torch.tensor([[-0.5, 0.0], [-0.5, -0.5]]))
     with pytest.raises(InputError, match=r"labels must be \(2,\)"):
         loss(torch.tensor(FEATURES), torch.tensor([0, 1, 1]))
+
+
+def test_center_loss_paper_update_is_wens_per_class_step():
+    loss = with_centres(CenterLoss(num_classes=2, feat_dim=2, centre_update="paper"))
+    x = torch.tensor([[1.0, 0.0], [3.0, 3.0], [1.0, 2.0]])
+    value = loss(x, torch.tensor([0, 1, 0]))
+    # Same value as the true gradient's loss: 0.5 * (1 + 2 + 5) / 3.
+    assert value.item() == pytest.approx(4.0 / 3.0)
+    value.backward()
+    # Wen et al.: delta c_j = sum_{i: y_i = j} (c_j - x_i) / (1 + n_j):
+    # class 0: ((0,0)-(1,0) + (0,0)-(1,2)) / 3 = (-2/3, -2/3); class 1: (-1, -1) / 2.
+    torch.testing.assert_close(loss.centers.grad, torch.tensor([[-2 / 3, -2 / 3], [-0.5, -0.5]]))
+    with pytest.raises(ValueError, match="centre_update"):
+        CenterLoss(centre_update="wen")
+
+
+def test_affinity_loss_with_more_centres_than_classes():
+    # rafdb.py keeps AffinityLoss(num_class=8) for 7 classes: the extra centre only
+    # enters the variance of the centres.
+    loss = AffinityLoss(num_classes=2, feat_dim=2, num_centers=3)
+    with torch.no_grad():
+        loss.centers.copy_(torch.tensor([[0.0, 0.0], [2.0, 2.0], [4.0, -2.0]]))
+    # variance per dim: (0, 2, 4) -> 4, (0, 2, -2) -> 4: spread 8; distances 1 and 2.
+    value = loss(torch.tensor(FEATURES), torch.tensor(LABELS))
+    assert value.item() == pytest.approx((1 / 8 + 2 / 8) / 2)
+    value.backward()
+    assert loss.centers.grad[2].abs().sum() > 0  # pushed by the variance alone
+    with pytest.raises(InputError, match=r"labels must lie in \[0, 2\)"):
+        loss(torch.tensor(FEATURES), torch.tensor([0, 2]))
+    with pytest.raises(ValueError, match="num_centers >= num_classes"):
+        AffinityLoss(num_classes=3, feat_dim=2, num_centers=2)

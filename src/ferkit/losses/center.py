@@ -10,6 +10,26 @@ from ferkit.errors import InputError
 from ferkit.losses._utils import check_labels, pooled_features
 from ferkit.models.output import FEROutput
 
+CENTRE_UPDATES = ("paper", "gradient")
+
+
+def check_centre_update(centre_update: str) -> None:
+    if centre_update not in CENTRE_UPDATES:
+        raise ValueError(f"centre_update must be one of {CENTRE_UPDATES}, got {centre_update!r}")
+
+
+def per_class_centres(centres: Tensor, labels: Tensor, batch: float) -> Tensor:
+    """``centres`` with the same value, but each row's gradient multiplied by
+    ``batch / (1 + n_k)`` (``n_k``: samples of class k in the batch).
+
+    A loss averaged over the batch gives centre k the gradient ``sum_{i: y_i = k} g_i / B``;
+    through this view it becomes ``sum g_i / (1 + n_k)``: the per-class averaged centre
+    step of Wen et al. 2016 and of DACL's hand-written backward, in plain autograd.
+    """
+    counts = torch.bincount(labels, minlength=centres.shape[0]).to(centres.dtype)
+    scale = (batch / (1.0 + counts)).unsqueeze(1)
+    return centres + (centres - centres.detach()) * (scale - 1.0)
+
 
 class CenterLoss(nn.Module):
     """``loss = mean_i 0.5 * ||x_i - c_{y_i}||^2`` with learnable centres ``c``.
@@ -17,22 +37,28 @@ class CenterLoss(nn.Module):
     The paper sums ``0.5 * ||x_i - c_{y_i}||^2`` over the mini-batch; we average over it so
     the weight ``lambda`` does not depend on the batch size.  The paper updates the centres
     by its own rule (``c_j -= alpha * sum_i(c_j - x_i) / (1 + n_j)``); here they are
-    ``nn.Parameter``\\ s trained by the optimiser, whose gradient ``sum_i(c_j - x_i) / B`` has
-    the same direction: give them their own parameter group (and learning rate) if needed.
+    ``nn.Parameter``\\ s trained by the optimiser.  ``centre_update="gradient"`` (default)
+    gives them the true gradient ``sum_i(c_j - x_i) / B``; ``"paper"`` gives them
+    ``sum_i(c_j - x_i) / (1 + n_j)``, so plain SGD with ``lr = alpha / lambda`` (``lambda``
+    the loss weight, which autograd multiplies in) is the paper's update exactly.
 
     Args:
         num_classes: number of classes (= centres).
         feat_dim: feature size (``output.embedding``'s width).
+        centre_update: ``"gradient"`` or ``"paper"`` (see above).
 
     Example:
         >>> loss = CenterLoss(num_classes=7, feat_dim=512)
         >>> value = loss(torch.randn(4, 512), torch.tensor([0, 1, 2, 6]))
     """
 
-    def __init__(self, num_classes: int = 7, feat_dim: int = 512) -> None:
+    def __init__(self, num_classes: int = 7, feat_dim: int = 512, *,
+                 centre_update: str = "gradient") -> None:
         super().__init__()
+        check_centre_update(centre_update)
         self.num_classes = num_classes
         self.feat_dim = feat_dim
+        self.centre_update = centre_update
         self.centers = nn.Parameter(torch.randn(num_classes, feat_dim))
 
     def squared_distances(self, features: Tensor, labels: Tensor) -> Tensor:
@@ -43,7 +69,10 @@ class CenterLoss(nn.Module):
             raise InputError(f"{name}: features have {x.shape[1]} dims, the centres "
                              f"{self.feat_dim}")
         check_labels(labels, x.shape[0], self.num_classes, name)
-        return (x - self.centers[labels]).pow(2).sum(dim=1)
+        centres = self.centers
+        if self.centre_update == "paper":
+            centres = per_class_centres(centres, labels, float(x.shape[0]))
+        return (x - centres[labels]).pow(2).sum(dim=1)
 
     def forward(self, features: Tensor, labels: Tensor) -> Tensor:
         return 0.5 * self.squared_distances(features, labels).mean()

@@ -21,7 +21,8 @@ with a value-preserving reparameterisation, and ``centre_update="gradient"`` kee
 true gradient.  One difference remains and is documented rather than hidden: autograd
 multiplies the centre gradient by the loss weight (``lambda`` in ``CE + lambda * L``),
 which the reference's hand-written backward ignores; to reproduce the reference's
-centre step ``c <- c - alpha * delta c``, give the centre optimiser ``lr = alpha / lambda``.
+centre step ``c <- c - alpha * delta c``, give the centre optimiser ``lr = alpha / lambda``
+(the reference's alpha 0.5 and lambda 0.01: ``lr = 50``, as the DACL recipes do).
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ import torch
 from torch import Tensor, nn
 
 from ferkit.errors import InputError
+from ferkit.losses.center import CENTRE_UPDATES, check_centre_update, per_class_centres
 
-CENTRE_UPDATES = ("paper", "gradient")
+__all__ = ["CENTRE_UPDATES", "SparseCenterLoss"]
 
 
 class SparseCenterLoss(nn.Module):
@@ -58,9 +60,7 @@ class SparseCenterLoss(nn.Module):
     def __init__(self, num_classes: int, feat_dim: int, *, size_average: bool = True,
                  centre_update: str = "paper") -> None:
         super().__init__()
-        if centre_update not in CENTRE_UPDATES:
-            raise ValueError(f"centre_update must be one of {CENTRE_UPDATES}, got "
-                             f"{centre_update!r}")
+        check_centre_update(centre_update)
         self.num_classes = num_classes
         self.feat_dim = feat_dim
         self.size_average = size_average
@@ -84,10 +84,8 @@ class SparseCenterLoss(nn.Module):
         denominator = float(features.shape[0]) if self.size_average else 1.0
         centres = self.centers
         if self.centre_update == "paper":
-            counts = torch.bincount(targets, minlength=self.num_classes).to(centres.dtype)
-            scale = (denominator / (1.0 + counts)).unsqueeze(1)
             # Same value as the centres; gradient of row k multiplied by B / (1 + n_k).
-            centres = centres + (centres - centres.detach()) * (scale - 1.0)
+            centres = per_class_centres(centres, targets, denominator)
         diff = features - centres[targets]
         return (weights * diff.pow(2)).sum() / 2.0 / denominator
 

@@ -11,6 +11,8 @@ PartitionLoss(heads)``, all weighted 1, the centres optimised together with the 
 
 from __future__ import annotations
 
+import sys
+
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -32,22 +34,39 @@ class AffinityLoss(CenterLoss):
     ``var_k`` is the unbiased variance over the classes.  The denominator carries gradient
     too, so the loss also spreads the centres apart.
 
-    Differences from the reference (``rafdb.py``):
-        * **one centre per class.** The reference builds 8 centres by default and keeps 8
-          when training the 7 RAF-DB classes; the unused 8th centre still enters the variance
-          in the denominator.  Here ``num_classes`` must equal the model's classes.
-        * the reference clamps the whole masked ``(B, num_classes)`` distance matrix, so each
-          of the ``num_classes - 1`` zero entries per sample adds 1e-12; here only the own
-          class's distance is clamped (a difference below 1e-11).
+    ``num_centers`` > ``num_classes`` reproduces the reference's ``rafdb.py``, which builds
+    ``AffinityLoss(num_class=8)`` while training the 7 RAF-DB classes: the 8th centre is never
+    any sample's own centre but enters the variance in the denominator (and is pushed away
+    from the others by it).  The ``dan_rafdb`` recipe sets ``num_centers: 8``.
+
+    Differences from the reference: the reference clamps the whole masked
+    ``(B, num_centers)`` distance matrix, so each of the ``num_centers - 1`` zero entries per
+    sample adds 1e-12 to the value; here only the own class's distance is clamped (a
+    difference below 1e-11 in the value and none in the gradient: clamped entries pass no
+    gradient).  The distance is ``||x - c||^2`` rather than the reference's expansion
+    ``||x||^2 + ||c||^2 - 2 x.c`` (equal up to rounding).
 
     Args:
-        num_classes: number of classes (= centres).
+        num_classes: number of classes (the labels' range).
         feat_dim: feature size (512 for ResNet-18 DAN, 768 for ConvNeXt-Tiny).
+        num_centers: number of centres (default ``num_classes``); rows past
+            ``num_classes`` only enter the variance.
 
     Example:
         >>> loss = AffinityLoss(num_classes=7, feat_dim=512)
         >>> value = loss(torch.randn(4, 512, 7, 7), torch.tensor([0, 1, 2, 6]))
     """
+
+    def __init__(self, num_classes: int = 7, feat_dim: int = 512, *,
+                 num_centers: int | None = None) -> None:
+        super().__init__(num_classes, feat_dim)
+        num_centers = num_classes if num_centers is None else int(num_centers)
+        if num_centers < num_classes:
+            raise ValueError(f"AffinityLoss needs num_centers >= num_classes ({num_classes}), "
+                             f"got {num_centers}")
+        self.num_centers = num_centers
+        if num_centers != num_classes:
+            self.centers = nn.Parameter(torch.randn(num_centers, feat_dim))
 
     def forward(self, features: Tensor, labels: Tensor) -> Tensor:
         distance = self.squared_distances(features, labels)
@@ -67,16 +86,17 @@ class PartitionLoss(nn.Module):
         loss = log(1 + N / (v + eps))
 
     **The mean sits inside the log**: variances are averaged over batch and channels first
-    and the log taken once, exactly as the reference; ``eps`` (absent in the reference)
-    keeps identical heads (v = 0, e.g. a fresh model whose heads are all equal) finite.
-    With one head there is nothing to partition and the loss is 0.
+    and the log taken once, exactly as the reference.  ``eps`` defaults to the reference's
+    ``sys.float_info.epsilon`` (2.2e-16, added in rafdb.py/affectnet.py "to avoid empty var
+    case"): identical heads (v = 0, e.g. a fresh model whose heads are all equal) give a
+    finite value.  With one head there is nothing to partition and the loss is 0.
 
     Example:
         >>> PartitionLoss()(torch.randn(2, 4, 512)).item() > 0
         True
     """
 
-    def __init__(self, eps: float = 1e-8) -> None:
+    def __init__(self, eps: float = sys.float_info.epsilon) -> None:
         super().__init__()
         self.eps = eps
 

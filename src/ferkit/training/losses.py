@@ -37,6 +37,12 @@ def soft_cross_entropy(logits: Tensor, target: Tensor, label_smoothing: float = 
     return F.cross_entropy(logits, target, label_smoothing=label_smoothing)
 
 
+def _full_precision(x: Tensor) -> Tensor:
+    """Half/bfloat16 (mixed-precision) tensors to float32; float32/64 unchanged."""
+    return x.float() if x.is_floating_point() and x.dtype not in (torch.float32,
+                                                                   torch.float64) else x
+
+
 def _embedding(out: FEROutput, target: Tensor) -> tuple[Tensor, ...]:
     if out.embedding is None:
         raise FerkitError("this loss needs the model's embedding, but the model returned none")
@@ -177,7 +183,8 @@ class LossComposition(nn.Module):
         terms: dict[str, Tensor] = {}
         for name, weight in zip(self.names, self.weights, strict=True):
             if name == "cross_entropy":
-                value = soft_cross_entropy(out.logits.float(), target, self.label_smoothing)
+                value = soft_cross_entropy(_full_precision(out.logits), target,
+                                           self.label_smoothing)
             elif name in self._from_output:
                 # ferkit.losses classes know which FEROutput fields they read.
                 needs_labels = self._from_output[name]
@@ -187,8 +194,7 @@ class LossComposition(nn.Module):
             else:
                 # Looked up by name (not stored): the module stays picklable for ddp_spawn.
                 args = _AUX_LOSSES[name].inputs(out, hard_target)
-                value = self.aux[name](*[a.float() if a.is_floating_point() else a
-                                         for a in args])
+                value = self.aux[name](*[_full_precision(a) for a in args])
                 if not torch.is_tensor(value):
                     value = torch.as_tensor(value, dtype=torch.float32, device=target.device)
             terms[name] = weight * value
