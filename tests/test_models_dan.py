@@ -205,12 +205,56 @@ def reference_file(dan_model, tmp_path_factory):
 
 
 def test_import_reference_checkpoint(dan_model, reference_file):
-    model = import_upstream(reference_file, "dan")
+    model = import_upstream(reference_file, format="dan_rafdb")
     x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         torch.testing.assert_close(model(x).logits, dan_model(x).logits, rtol=0, atol=0)
-    assert model.ferkit_config.provenance["imported_from"] == reference_file.name
+    cfg = model.ferkit_config
+    assert cfg.provenance["imported_from"] == reference_file.name
+    assert cfg.provenance["upstream_format"] == "dan_rafdb"
+    # rafdb.py's labels: the list file's 1..7 minus one = surprise, fear, …, neutral.
+    assert cfg.label_names == ("surprise", "fear", "disgust", "happy", "sad", "anger",
+                               "neutral")
+    assert cfg.architecture == "dan" and cfg.model_kwargs["num_head"] == 4
     assert not model.training
+
+
+def test_import_without_label_order_warns_and_formats_are_checked(dan_model, reference_file):
+    with pytest.warns(UserWarning, match="without format= or label_names=.*format='dan_rafdb'"):
+        plain = import_upstream(reference_file, "dan")
+    assert plain.ferkit_config.label_names[0] == "neutral"  # canonical: mislabelled
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        named = import_upstream(reference_file, "dan", label_names=[
+            "surprise", "fear", "disgust", "happy", "sad", "anger", "neutral"])
+    assert named.ferkit_config.label_names[0] == "surprise"
+    with pytest.raises(FerkitError, match="unknown upstream format 'dan_raf'. Did you mean "
+                                          "'dan_rafdb'"):
+        import_upstream(reference_file, format="dan_raf")
+    with pytest.raises(FerkitError, match="format 'dan_rafdb' is a dan checkpoint, but "
+                                          "architecture 'dacl'"):
+        import_upstream(reference_file, "dacl", format="dan_rafdb")
+    with pytest.raises(FerkitError, match="fixes the label order"):
+        import_upstream(reference_file, format="dan_rafdb", label_names=list(
+            ferkit.labels.SEVEN))
+    with pytest.raises(FerkitError, match="has 7 classes, not num_classes=8"):
+        import_upstream(reference_file, format="dan_rafdb", num_classes=8)
+    with pytest.raises(CheckpointError, match=r"fc\.weight \(file \(7, 512\) vs model "
+                                              r"\(8, 512\)"):
+        import_upstream(reference_file, format="dan_affectnet8")
+
+
+def test_upstream_formats_name_each_references_order():
+    from ferkit.models.convert import UPSTREAM_FORMATS
+
+    assert UPSTREAM_FORMATS["dan_affectnet8"].label_names == ferkit.labels.CANONICAL
+    assert UPSTREAM_FORMATS["dan_affectnet7"].label_names == ferkit.labels.SEVEN
+    assert UPSTREAM_FORMATS["deep_emotion_fer2013"].label_names == (
+        "anger", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+    for name, fmt in UPSTREAM_FORMATS.items():
+        assert ferkit.models.registry.get_model_entry(fmt.architecture).checkpoint_filter, name
 
 
 def test_checkpoint_filter_layouts(dan_model):
@@ -231,7 +275,7 @@ def test_import_broken_reference_checkpoint_names_the_key(dan_model, tmp_path):
     path = tmp_path / "broken.pth"
     torch.save({"model_state_dict": state}, path)
     with pytest.raises(CheckpointError) as info:
-        import_upstream(path, "dan")
+        import_upstream(path, format="dan_rafdb")
     assert "missing 1 keys: heads.2.ca.attention.3.weight" in str(info.value)
     assert "fc.weight (file (8, 512) vs model (7, 512))" in str(info.value)
 
@@ -240,7 +284,7 @@ def test_import_broken_reference_checkpoint_names_the_key(dan_model, tmp_path):
                   if k.startswith("cat_head0.")})
     torch.save({"model_state_dict": state}, path)
     with pytest.raises(CheckpointError, match=r"unexpected \d+ keys: heads\.4\."):
-        import_upstream(path, "dan")  # a 5-head file needs num_head=5
+        import_upstream(path, format="dan_rafdb")  # a 5-head file needs num_head=5
 
 
 def msceleb_state(seed: int = 0) -> dict[str, torch.Tensor]:

@@ -44,6 +44,19 @@ def dsan_model():
 # ----------------------------------------------------------------------------- DACL
 
 
+def test_dacl_classifier_keeps_pytorchs_default_init():
+    # The reference's init loop (models/resnet.py:167-175) runs before fc exists (:178), and
+    # main.py:100 replaces fc by a fresh nn.Linear: PyTorch's default, |w| <= 1/sqrt(512),
+    # a non-zero uniform bias.  The attention layers get Kaiming + zero bias.
+    torch.manual_seed(0)
+    model = ferkit.create_model("dacl", input_size=(3, 32, 32))
+    bound = 1 / 512 ** 0.5
+    assert model.fc.weight.abs().max() <= bound and model.fc.weight.std() > 0.5 * bound / 3**0.5
+    assert model.fc.bias.abs().max() <= bound and model.fc.bias.abs().min() > 0
+    assert model.attention[0].bias.abs().max() == 0
+    assert float(model.attention_heads.weight.std()) == pytest.approx((2 / 64) ** 0.5, rel=0.1)
+
+
 def test_dacl_full_size_matches_reference(dacl_full):
     assert n_params(dacl_full) == DACL_PARAMS_7
     assert dacl_full.attention[0].in_features == 512 * 7 * 7
@@ -150,8 +163,12 @@ def test_dacl_imports_reference_checkpoint_with_identical_outputs(tmp_path):
     path = tmp_path / "best_valid_acc.pth"
     torch.save({"epoch": 12, "model_state_dict": {f"module.{k}": v for k, v in state.items()}},
                path)
-    model = import_upstream(path, "dacl", input_size=(3, 64, 64))
+    model = import_upstream(path, format="dacl_rafdb", input_size=(3, 64, 64))
     assert not model.training
+    assert model.ferkit_config.label_names[0] == "surprise"  # train/00 = RAF-DB's 1
+    # The reference's evaluation preprocessing travels with the weights (main.py:59-60, 82-83).
+    assert model.ferkit_config.data.crop_pct == 0.875
+    assert model.ferkit_config.data.mean == (0.5752, 0.4495, 0.4012)
     assert model.ferkit_config.provenance["imported_from"] == "best_valid_acc.pth"
 
     x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(3))
@@ -177,7 +194,7 @@ def test_dacl_broken_reference_checkpoint_names_the_keys(tmp_path):
     path = tmp_path / "broken.pth"
     torch.save({f"module.{k}": v for k, v in state.items()}, path)
     with pytest.raises(CheckpointError) as err:
-        import_upstream(path, "dacl", input_size=(3, 64, 64))
+        import_upstream(path, format="dacl_rafdb", input_size=(3, 64, 64))
     assert "attention.3.weight" in str(err.value) and "attention_extra.weight" in str(err.value)
     assert "broken.pth" in str(err.value)
 
@@ -187,7 +204,7 @@ def test_dacl_reference_checkpoint_for_wrong_input_size_reports_shapes(tmp_path)
     state = _dacl_reference_state(7, 64)
     torch.save({"model_state_dict": state}, path)
     with pytest.raises(CheckpointError, match=r"attention.0.weight \(file \(3584, 2048\)"):
-        import_upstream(path, "dacl", input_size=(3, 96, 96))
+        import_upstream(path, format="dacl_rafdb", input_size=(3, 96, 96))
 
 
 # ----------------------------------------------------------------------- Deep-Emotion
@@ -289,7 +306,8 @@ def test_deep_emotion_imports_reference_state_dict_with_identical_outputs(tmp_pa
     state = _deep_emotion_reference_state()
     path = tmp_path / "deep_emotion-100-128-0.005.pt"
     torch.save(state, path)
-    model = import_upstream(path, "deep_emotion")
+    model = import_upstream(path, format="deep_emotion_fer2013")
+    assert model.ferkit_config.label_names[0] == "anger"  # the CSV's emotion 0
     x = torch.randn(3, 1, 48, 48, generator=torch.Generator().manual_seed(5))
     out = model(x)
     expected = _deep_emotion_reference_forward(state, x)
@@ -297,7 +315,8 @@ def test_deep_emotion_imports_reference_state_dict_with_identical_outputs(tmp_pa
     assert not torch.allclose(out.attention["warped"], x, atol=1e-3)  # the STN did warp
     # a DataParallel save inside a wrapper imports the same
     torch.save({"state_dict": {f"module.{k}": v for k, v in state.items()}}, tmp_path / "dp.pt")
-    wrapped = import_upstream(tmp_path / "dp.pt", "deep_emotion")
+    wrapped = import_upstream(tmp_path / "dp.pt", "deep_emotion",
+                              label_names=ferkit.labels.native_order("fer2013"))
     torch.testing.assert_close(wrapped(x).logits, expected)
 
 
@@ -308,7 +327,7 @@ def test_deep_emotion_broken_state_dict_names_the_keys(tmp_path):
     torch.save(state, tmp_path / "broken.pt")
     with pytest.raises(CheckpointError, match=r"missing 1 keys: fc_loc.0.bias.*unexpected 1 "
                                               r"keys: fc3.weight"):
-        import_upstream(tmp_path / "broken.pt", "deep_emotion")
+        import_upstream(tmp_path / "broken.pt", format="deep_emotion_fer2013")
 
 
 # ------------------------------------------------------------------------------- DSAN

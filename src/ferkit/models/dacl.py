@@ -26,6 +26,10 @@ What differs from the reference, and why:
 * The attention MLP's input width follows the input size (``512 * h * w`` of the last map);
   at the reference's 224x224 it is the reference's 25,088.
 
+Preprocessing (``DACL_DATA``) is the reference's: its normalisation (mean 0.5752, 0.4495,
+0.4012; std 0.2086, 0.1911, 0.1827) and, at evaluation, ``Resize(256)`` + ``CenterCrop(224)``
+(``crop_pct`` 0.875), so imported reference weights see what they were validated on.
+
 Example:
     >>> import torch, ferkit
     >>> model = ferkit.create_model("dacl").eval()          # doctest: +SKIP
@@ -99,8 +103,12 @@ class DACL(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        # The reference's init: Kaiming for convs (fan_out) and linears, zero biases.
+        # The reference's init: Kaiming for convs (fan_out) and the attention's linears, zero
+        # biases.  Its init loop runs before ``fc`` exists (and main.py replaces ``fc`` by a
+        # fresh ``nn.Linear``), so ``fc`` keeps PyTorch's default init, as here.
         for m in self.modules():
+            if m is self.fc:
+                continue
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             elif isinstance(m, nn.Linear):
@@ -163,9 +171,15 @@ def checkpoint_filter(raw: dict[str, Any]) -> dict[str, Tensor]:
     return state
 
 
+#: The reference's preprocessing (main.py): its RAF-DB statistics and Resize(256) +
+#: CenterCrop(224) at evaluation.
+DACL_DATA = IMAGENET_DATA.replace(mean=(0.5752, 0.4495, 0.4012), std=(0.2086, 0.1911, 0.1827),
+                                  crop_pct=0.875)
+
+
 @register_model(
     "dacl",
-    data=IMAGENET_DATA,
+    data=DACL_DATA,
     summary="ResNet-18 + attention over feature elements for the sparse centre loss",
     reference="Farzaneh & Qi, Facial Expression Recognition in the Wild via Deep Attentive "
     "Center Loss, WACV 2021; github.com/amirhfarzaneh/dacl",
