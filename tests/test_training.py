@@ -404,3 +404,16 @@ def test_os_failures_while_training_are_one_line(tmp_path):
     assert message.startswith(f"training stopped: cannot write {tmp_path / 'x.ckpt'}: No space")
     assert "free some disk space" in message and "--resume" in message
     assert "\n" not in message
+
+
+def test_run_without_expected_pretrained_weights_warns_and_records_it(tmp_path):
+    from ferkit.training.recipe import RecipeWarning
+
+    recipe = tiny_recipe(epochs=1)
+    recipe["model"]["expected_weights"] = "MS-Celeb-1M ResNet-18 (resnet18_msceleb.pth)"
+    with pytest.warns(RecipeWarning, match=r"expects pretrained weights \(MS-Celeb-1M"):
+        result = train(recipe, out_dir=tmp_path / "run", overrides=["data.options.size=64"])
+    header = (tmp_path / "run" / "recipe.yaml").read_text().splitlines()[1]
+    assert header.startswith("# WARNING: recipe 'tiny' expects pretrained weights")
+    (note,) = read_config(result.last_dir).provenance["warnings"]
+    assert "starts from random weights" in note

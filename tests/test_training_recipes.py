@@ -31,7 +31,8 @@ def test_reference_hyperparameters():
     dacl = load_recipe("dacl_rafdb")
     center = dacl.losses[1]
     assert (center.name, center.weight) == ("sparse_center", 0.01)
-    assert center.optimizer == {"lr": 0.5, "momentum": 0.0, "weight_decay": 0.0,
+    # alpha / lambda = 0.5 / 0.01: the centres move 0.5 x delta c, as in the reference.
+    assert center.optimizer == {"lr": 50.0, "momentum": 0.0, "weight_decay": 0.0,
                                 "scheduled": False}
     assert load_recipe("dan_affectnet8").model.num_classes == 8
     assert load_recipe("dan_affectnet7").data.balanced_sampler is True
@@ -86,3 +87,32 @@ def test_recipes_name_registered_models_options_and_losses():
         params = inspect.signature(entry.builder).parameters
         assert set(recipe.model.kwargs) <= set(params), name
         assert {loss.name for loss in recipe.losses} <= set(aux_loss_names()), name
+
+
+def test_faithful_to_is_validated(tmp_path):
+    recipe = load_recipe("dan_rafdb")
+    assert recipe.faithful_to == "yaoing/DAN@4253ad9f80131835e71ed4d7e703d0a6afb39431"
+    assert load_recipe("fer2013_resnet18").faithful_to is None
+    for bad in ("yaoing/DAN", "yaoing/DAN@main", "DAN@4253ad9", "yaoing/DAN@4253ad9f 1"):
+        with pytest.raises(FerkitError, match=r"faithful_to must be 'owner/repo@commit'"):
+            load_recipe("dan_rafdb", [f"faithful_to={bad}"])
+    path = tmp_path / "mine.yaml"
+    path.write_text("faithful_to: [yaoing/DAN]\n")
+    with pytest.raises(FerkitError, match=r"mine\.yaml: faithful_to must be a string"):
+        load_recipe(path)
+    with pytest.raises(FerkitError, match="Did you mean 'faithful_to'"):
+        load_recipe("dan_rafdb", ["faithful=yaoing/DAN@4253ad9"])
+
+
+def test_missing_pretrained_weights_are_reported():
+    from ferkit.training.recipe import run_warnings
+
+    (note,) = run_warnings(load_recipe("dan_rafdb"))
+    assert "expects pretrained weights (MS-Celeb-1M ResNet-18" in note
+    assert "model.kwargs.backbone_weights=PATH" in note
+    given = load_recipe("dan_rafdb", ["model.kwargs.backbone_weights=resnet18_msceleb.pth"])
+    assert run_warnings(given) == []
+    assert run_warnings(load_recipe("fer2013_dsan")) == []  # trained from scratch by design
+    for name in ("dacl_rafdb", "dacl_affectnet", "dan_affectnet7", "dan_affectnet8",
+                 "dsan_rafdb"):
+        assert run_warnings(load_recipe(name)), name

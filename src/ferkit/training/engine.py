@@ -48,7 +48,13 @@ from ferkit.errors import FerkitError
 from ferkit.training.datamodule import FERDataModule
 from ferkit.training.distributed import resolve_topology
 from ferkit.training.module import FERModule
-from ferkit.training.recipe import Recipe, load_recipe, recipe_from_dict
+from ferkit.training.recipe import (
+    Recipe,
+    RecipeWarning,
+    load_recipe,
+    recipe_from_dict,
+    run_warnings,
+)
 
 RECIPE_FILE = "recipe.yaml"
 LIGHTNING_LAST = Path("checkpoints") / "last.ckpt"
@@ -72,6 +78,7 @@ class FerkitCheckpoint(Callback):
     def __init__(self, run_dir: Path, recipe: Recipe, *, monitor: str = "val/acc") -> None:
         self.run_dir = Path(run_dir)
         self.recipe = recipe
+        self.run_warnings = run_warnings(recipe)
         self.monitor = monitor
         self.mode = "min" if monitor.endswith("loss") else "max"
         self.best_score: float | None = None
@@ -113,6 +120,7 @@ class FerkitCheckpoint(Callback):
             "dataset": {"format": data.format, "source": data.source,
                         "train_split": data.train_split, "val_split": data.val_split},
             "trained_with": f"ferkit {ferkit.__version__}, torch {torch.__version__}",
+            **({"warnings": list(self.run_warnings)} if self.run_warnings else {}),
             "saved_at": datetime.datetime.now(datetime.timezone.utc).isoformat(
                 timespec="seconds"),
         }
@@ -212,9 +220,13 @@ def train(
                 "epoch ended, or --out points elsewhere); start it again without --resume"
             )
     make_dirs(run_dir)
+    notes = run_warnings(resolved)
+    for note in notes:
+        # Loud on purpose: such a run cannot reach the numbers its recipe cites.
+        warnings.warn(note, RecipeWarning, stacklevel=2)
     atomic.write_text(run_dir / RECIPE_FILE,
                       f"# resolved recipe of this run (ferkit {ferkit.__version__})\n"
-                      + resolved.to_yaml())
+                      + "".join(f"# WARNING: {note}\n" for note in notes) + resolved.to_yaml())
     L.seed_everything(resolved.trainer.seed, workers=True, verbose=False)
     module = FERModule(resolved.to_dict())
     cfg = module.model.ferkit_config

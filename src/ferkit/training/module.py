@@ -47,7 +47,8 @@ def build_model(spec) -> nn.Module:
         input_size=spec.input_size, mean=spec.mean, std=spec.std, **kwargs,
     )
     crop = {k: v for k, v in (("interpolation", spec.interpolation),
-                              ("alignment", spec.alignment), ("face_margin", spec.face_margin))
+                              ("alignment", spec.alignment), ("face_margin", spec.face_margin),
+                              ("crop_pct", spec.crop_pct))
             if v is not None}
     if crop:
         cfg = model.ferkit_config

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -36,9 +37,13 @@ class ModelSpec:
     """What :func:`ferkit.create_model` builds.
 
     ``pretrained`` starts from a ferkit checkpoint (same classes); ``kwargs`` are the
-    architecture's own options (``backbone``, ``num_head`` …).  ``interpolation``,
-    ``alignment`` and ``face_margin`` say how inference must crop faces to match the
-    training images (FER2013's loose box crops: ``box``).
+    architecture's own options (``backbone``, ``num_head``, ``backbone_weights`` …).
+    ``interpolation``, ``alignment``, ``face_margin`` and ``crop_pct`` say how inference must
+    crop faces to match the training images (FER2013's loose box crops: ``box``; DACL's
+    Resize(256) + CenterCrop(224): ``crop_pct: 0.875``).  ``expected_weights`` names the
+    weights the recipe's source starts from (e.g. the MS-Celeb-1M ResNet-18): a run
+    without ``pretrained`` or ``kwargs.backbone_weights`` then warns loudly and says so in
+    its checkpoints' provenance.
     """
 
     name: str = "baseline"
@@ -51,7 +56,9 @@ class ModelSpec:
     interpolation: str | None = None
     alignment: Literal["five_point", "box"] | None = None
     face_margin: float | None = None
+    crop_pct: float | None = None
     pretrained: str | None = None
+    expected_weights: str | None = None
 
 
 @dataclass
@@ -144,10 +151,17 @@ class TrainerSpec:
 
 @dataclass
 class Recipe:
-    """A whole training setup; ``source`` documents where the hyperparameters come from."""
+    """A whole training setup; ``source`` documents where the hyperparameters come from.
+
+    ``faithful_to: owner/repo@commit`` declares that the recipe trains as that reference
+    code does (optimiser, schedule, transforms, loss weights); the test suite
+    (tests/test_faithful_recipes.py) checks every such recipe against values read from the
+    reference's code, and docs/training.md lists each setting with its file:line.
+    """
 
     name: str = "custom"
     source: str = ""
+    faithful_to: str | None = None
     model: ModelSpec = field(default_factory=ModelSpec)
     data: DataSpec = field(default_factory=DataSpec)
     augment: dict[str, Any] = field(default_factory=dict)
@@ -161,6 +175,28 @@ class Recipe:
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+#: ``owner/repo@commit``: a GitHub repository and a 7-40 hex digit commit.
+FAITHFUL_TO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+@[0-9a-f]{7,40}")
+
+
+class RecipeWarning(UserWarning):
+    """A run that will not reproduce what its recipe's source reports."""
+
+
+def run_warnings(recipe: Recipe) -> list[str]:
+    """What makes this run differ from the setup its recipe reproduces, one line each:
+    missing pretrained weights the source starts from."""
+    found: list[str] = []
+    model = recipe.model
+    if model.expected_weights and not (model.pretrained or model.kwargs.get("backbone_weights")):
+        found.append(
+            f"recipe {recipe.name!r} expects pretrained weights ({model.expected_weights}) but "
+            "none were given: the model starts from random weights and will land far below "
+            "the published results. Pass --set model.kwargs.backbone_weights=PATH"
+        )
+    return found
 
 
 def list_recipes() -> list[str]:
@@ -262,6 +298,11 @@ def _check_path(parts: list[str]) -> None:
 def recipe_from_dict(raw: dict[str, Any], *, where: str = "recipe") -> Recipe:
     """Build a :class:`Recipe`, checking every key and value type."""
     recipe = _build(Recipe, raw, "", where)
+    if recipe.faithful_to is not None and not FAITHFUL_TO.fullmatch(recipe.faithful_to):
+        raise FerkitError(
+            f"{where}: faithful_to must be 'owner/repo@commit' (a GitHub repository and a 7-40 "
+            f"hex digit commit, e.g. yaoing/DAN@4253ad9f), got {recipe.faithful_to!r}"
+        )
     try:
         from ferkit.data.transforms import AugmentConfig
     except ImportError:
