@@ -374,6 +374,21 @@ def test_explain_photo_maps_at_crop_size_and_projected(tiny_checkpoint, tmp_path
     assert figure.size[0] > 800 and overlay.size[1] == 180 and overlay.size[0] > 260
 
 
+def test_centre_cropping_model_maps_cover_only_the_centre_it_saw(tiny_checkpoint):
+    # crop_pct 0.5 (DACL uses 0.875): the 64 px crop is resized to 128 and its centre 64
+    # fed to the model, i.e. the crop's central 32x32.
+    model = ferkit.load_checkpoint(tiny_checkpoint)
+    cfg = model.ferkit_config
+    model.ferkit_config = cfg.replace(data=cfg.data.replace(crop_pct=0.5))
+    img = np.random.default_rng(0).integers(0, 256, (180, 260, 3), dtype=np.uint8)
+    (face, _) = explain(_recognizer(model), img, method="gradcam")
+    heat = face.maps["gradcam"]
+    assert heat.shape == (64, 64)
+    border = np.ones((64, 64), bool)
+    border[16:48, 16:48] = False
+    assert heat[border].max() == 0 and heat[16:48, 16:48].max() > 0
+
+
 # --------------------------------------------------------------------------- real architectures
 def test_dan_head_maps_differ_after_partition_loss_training():
     from ferkit.losses.dan import PartitionLoss

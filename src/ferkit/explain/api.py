@@ -171,16 +171,16 @@ def explain_aligned(recognizer: Any, aligned: Sequence[Any], *, method: str = "g
     label_names = tuple(recognizer.config.label_names)
     return [
         _face_explanation(face, recognizer.face_result(face, result.probs[i]), result, i,
-                          label_names)
+                          label_names, recognizer.config.data)
         for i, face in enumerate(aligned)
     ]
 
 
 def _face_explanation(face: Any, face_result: Any, result: BatchExplanation, i: int,
-                      label_names: Sequence[str]) -> FaceExplanation:
+                      label_names: Sequence[str], data: Any = None) -> FaceExplanation:
     crop = np.asarray(face.crop)
     h, w = crop.shape[:2]
-    maps = {k: _resize(v[i], (h, w)) for k, v in result.maps.items()}
+    maps = {k: _on_crop(v[i], (h, w), data) for k, v in result.maps.items()}
     images = {k: v[i] for k, v in result.images.items()}
     grids = {}
     for key, grid in result.grids.items():
@@ -203,6 +203,21 @@ def _face_explanation(face: Any, face_result: Any, result: BatchExplanation, i: 
         vectors={k: v[i] for k, v in result.vectors.items()},
         images=images, grids=grids,
     )
+
+
+def _on_crop(heatmap: np.ndarray, size: tuple[int, int], data: Any) -> np.ndarray:
+    """A model-input map at crop size.  With ``crop_pct < 1`` the model saw only the crop's
+    centre (``input_size / resize_size`` of each side): the map covers that part, and the
+    border it never saw stays 0."""
+    if data is None or getattr(data, "crop_pct", 1.0) >= 1.0:
+        return _resize(heatmap, size)
+    h, w = size
+    (resize_h, resize_w), (in_h, in_w) = data.resize_size, data.input_size[1:]
+    seen_h, seen_w = round(h * in_h / resize_h), round(w * in_w / resize_w)
+    out = np.zeros((h, w), np.float32)
+    top, left = (h - seen_h) // 2, (w - seen_w) // 2
+    out[top:top + seen_h, left:left + seen_w] = _resize(heatmap, (seen_h, seen_w))
+    return out
 
 
 def _resize(heatmap: np.ndarray, size: tuple[int, int]) -> np.ndarray:
