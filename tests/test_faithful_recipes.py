@@ -78,10 +78,15 @@ def _dacl_eval():
     return T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(), T.Normalize(*DACL_NORM)])
 
 
+def _deep_emotion_pixels():
+    # main.py:102 (images are 48x48 grayscale JPEGs: generate_data.py:41, :60)
+    return T.Compose([T.ToTensor(), T.Normalize((0.5,), (0.5,))])
+
+
 def _deep_emotion_transform():
-    # main.py:102 (images are 48x48 grayscale JPEGs: generate_data.py:41, :60). ferkit's
-    # pipeline resizes to the model's 48x48, the identity on those images: written here
-    # explicitly, and checked to be the identity by the eval comparison below.
+    # ferkit's pipeline also resizes to the model's 48x48: written here explicitly for the
+    # op-by-op comparison; the eval comparison against main.py:102 itself
+    # (_deep_emotion_pixels) shows it is the identity on FER2013's 48x48 images.
     return T.Compose([T.Resize((48, 48)), T.ToTensor(), T.Normalize((0.5,), (0.5,))])
 
 
@@ -155,7 +160,7 @@ REFERENCE: dict[str, dict] = {
         "centres_in_main_group": True,
         "schedule": None,
         "train": _deep_emotion_transform, "eval": _deep_emotion_transform,
-        "norm": ([0.5], [0.5]),
+        "eval_pixels": _deep_emotion_pixels, "norm": ([0.5], [0.5]),
         "losses": {"weights": {"cross_entropy": 1.0}},  # main.py:108
     },
 }
@@ -353,8 +358,9 @@ def test_transforms_match_the_reference(name):
     else:  # RAF-DB's aligned 100x100 faces, and a larger photo-sized crop
         images = [Image.fromarray(rng.integers(0, 256, (s, s, 3), dtype=np.uint8))
                   for s in (100, 300)]
+    reference = ref.get("eval_pixels", ref["eval"])()
     for image in images:
-        torch.testing.assert_close(evaluate(image), ref["eval"]()(image), rtol=0, atol=1e-6)
+        torch.testing.assert_close(evaluate(image), reference(image), rtol=0, atol=1e-6)
 
 
 def test_dacl_training_crop_is_one_of_the_reference_five_crops():
