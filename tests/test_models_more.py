@@ -51,10 +51,12 @@ def test_dacl_classifier_keeps_pytorchs_default_init():
     torch.manual_seed(0)
     model = ferkit.create_model("dacl", input_size=(3, 32, 32))
     bound = 1 / 512 ** 0.5
-    assert model.fc.weight.abs().max() <= bound and model.fc.weight.std() > 0.5 * bound / 3**0.5
-    assert model.fc.bias.abs().max() <= bound and model.fc.bias.abs().min() > 0
+    fc_weight, fc_bias = model.fc.weight.detach(), model.fc.bias.detach()
+    assert fc_weight.abs().max() <= bound and fc_weight.std() > 0.5 * bound / 3**0.5
+    assert fc_bias.abs().max() <= bound and fc_bias.abs().min() > 0
     assert model.attention[0].bias.abs().max() == 0
-    assert float(model.attention_heads.weight.std()) == pytest.approx((2 / 64) ** 0.5, rel=0.1)
+    heads_std = float(model.attention_heads.weight.detach().std())
+    assert heads_std == pytest.approx((2 / 64) ** 0.5, rel=0.1)
 
 
 def test_dacl_full_size_matches_reference(dacl_full):
