@@ -95,6 +95,7 @@ def test_metadata_round_trip_and_flat_keys(tiny_checkpoint, tmp_path):
     assert json.loads(meta["ferkit.std"]) == pytest.approx([0.229, 0.224, 0.225])
     assert meta["ferkit.architecture"] == "baseline"
     assert meta["ferkit.alignment"] == "five_point"
+    assert json.loads(meta["ferkit.crop_pct"]) == 1.0  # a plain resize, no centre crop
     assert set(onnx_metadata(cfg)) <= set(meta)
 
 

@@ -19,6 +19,8 @@ key                        value
 ``ferkit.interpolation``   resize filter for the face crop
 ``ferkit.alignment``       ``five_point`` or ``box`` (how the face crop was made)
 ``ferkit.face_margin``     context around the face, fraction of the face size
+``ferkit.crop_pct``        below 1: resize the crop to ``input_size / crop_pct`` (floored),
+                           then cut out the centre ``input_size`` (DACL: 0.875)
 ``ferkit.temperature``     calibration temperature already applied inside the graph
 ``ferkit.config``          the full :class:`~ferkit.config.ModelConfig` JSON (round trip)
 =========================  ============================================================
@@ -304,6 +306,7 @@ def onnx_metadata(cfg: ModelConfig) -> dict[str, str]:
         "interpolation": data.interpolation,
         "alignment": data.alignment,
         "face_margin": data.face_margin,
+        "crop_pct": data.crop_pct,
         "temperature": cfg.temperature,
     }
     out = {METADATA_PREFIX + k: v if isinstance(v, str) else json.dumps(v)
