@@ -114,3 +114,13 @@ def test_configs_are_frozen_and_replace_validates():
     cfg = ModelConfig(architecture="dan", label_names=("Happy", "angry"))
     assert cfg.label_names == ("happy", "anger")  # canonical spellings
     assert cfg.replace(metrics={"acc": 0.5}).metrics == {"acc": 0.5} and cfg.metrics == {}
+
+
+def test_crop_pct_is_written_only_where_it_crops():
+    plain = ModelConfig(architecture="baseline", label_names=("happy", "sad"))
+    assert "crop_pct" not in plain.to_dict()["data"]
+    cropped = plain.replace(data=plain.data.replace(crop_pct=0.875))
+    assert cropped.to_dict()["data"]["crop_pct"] == 0.875
+    assert ModelConfig.from_dict(cropped.to_dict()) == cropped
+    with pytest.raises(ConfigError, match=r"crop_pct"):
+        plain.data.replace(crop_pct=0)

@@ -185,7 +185,10 @@ class ModelConfig(_Frozen):
             "architecture": self.architecture,
             "num_classes": self.num_classes,
             "label_names": list(self.label_names),
-            "data": _jsonable(self.data.model_dump()),
+            # crop_pct only where it crops: configs of plain-resize models stay byte-identical
+            # to those written before the field existed (and readable by that ferkit).
+            "data": _jsonable(self.data.model_dump(
+                exclude={"crop_pct"} if self.data.crop_pct == 1.0 else None)),
             "model_kwargs": _jsonable(self.model_kwargs),
             "metrics": _jsonable(self.metrics),
             "provenance": _jsonable(self.provenance),
