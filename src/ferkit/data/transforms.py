@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import io
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+from PIL import Image
 from torchvision.transforms import v2
 
 from ferkit.config import DataConfig
@@ -110,6 +113,22 @@ class AugmentConfig:
         erasing_p: probability of RandomErasing on the normalised tensor (DAN: 0.5,
             torchvision's default, which the reference leaves unchanged).
         erasing_scale: area range of the erased rectangle (DAN: ``(0.02, 0.25)``).
+        box_jitter: detector-box variation: before resizing, the face is re-cut as a square
+            whose side changes by up to ``±box_jitter`` and whose centre moves by up to
+            ``±box_jitter / 2`` of the side (beyond the image: black, as ferkit's crop of a
+            box at a photo's border).  RetinaFace's boxes for one face vary by about 10 %.
+        downscale, downscale_p: with probability ``downscale_p``, shrink by a factor in
+            ``downscale`` and enlarge back (small, soft faces in photos).
+        blur_sigma, blur_p: with probability ``blur_p``, Gaussian blur with a sigma (in
+            pixels of the model's input) drawn from ``blur_sigma`` (defocus, motion).
+        gamma: gamma drawn from this range on every image (exposure of photos).
+        jpeg_quality, jpeg_p: with probability ``jpeg_p``, a JPEG round trip at a quality
+            drawn from ``jpeg_quality`` (web photos' compression).
+        grayscale_p: probability of turning a colour image gray (3-channel models; a
+            1-channel model always sees gray).
+
+    ``preset`` in a recipe's ``augment`` mapping starts from a named preset
+    (:meth:`preset`), then the mapping's other keys override it.
 
     Example:
         >>> AugmentConfig.preset("dan").erasing_scale
@@ -130,15 +149,35 @@ class AugmentConfig:
     color_jitter: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
     erasing_p: float = 0.0
     erasing_scale: tuple[float, float] = (0.02, 0.33)
+    box_jitter: float = 0.0
+    downscale: tuple[float, float] | None = None
+    downscale_p: float = 0.0
+    blur_sigma: tuple[float, float] | None = None
+    blur_p: float = 0.0
+    gamma: tuple[float, float] | None = None
+    jpeg_quality: tuple[float, float] | None = None
+    jpeg_p: float = 0.0
+    grayscale_p: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("hflip", "geometric_p", "erasing_p"):
+        for name in ("hflip", "geometric_p", "erasing_p", "downscale_p", "blur_p", "jpeg_p",
+                     "grayscale_p"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise FerkitError(f"augment.{name} must be a probability in [0, 1], got {value}")
         if self.rotation < 0 or self.translate < 0 or self.crop_padding < 0:
             raise FerkitError("augment.rotation, translate and crop_padding must be >= 0")
-        for name in ("scale", "resized_crop_scale", "erasing_scale"):
+        if not 0.0 <= self.box_jitter < 1.0:
+            raise FerkitError(f"augment.box_jitter must be in [0, 1), got {self.box_jitter}")
+        if self.jpeg_quality is not None and not 1 <= self.jpeg_quality[0] <= \
+                self.jpeg_quality[-1] <= 100:
+            raise FerkitError(f"augment.jpeg_quality must be (min, max) within 1..100, got "
+                              f"{self.jpeg_quality}")
+        if self.downscale is not None and not 0 < self.downscale[0] <= self.downscale[-1] <= 1:
+            raise FerkitError(f"augment.downscale must be (min, max) within (0, 1], got "
+                              f"{self.downscale}")
+        for name in ("scale", "resized_crop_scale", "erasing_scale", "downscale",
+                     "blur_sigma", "gamma", "jpeg_quality"):
             value = getattr(self, name)
             if value is not None and (len(value) != 2 or not 0 < value[0] <= value[1]):
                 raise FerkitError(f"augment.{name} must be (min, max) with 0 < min <= max, "
@@ -158,6 +197,8 @@ class AugmentConfig:
     def from_dict(cls, raw: dict[str, Any]) -> AugmentConfig:
         """Build from a recipe's ``augment:`` mapping; unknown keys fail with suggestions."""
         known = {f.name: f for f in dataclasses.fields(cls)}
+        raw = dict(raw)
+        base = cls.preset(str(raw.pop("preset"))) if "preset" in raw else None
         values: dict[str, Any] = {}
         for key, value in raw.items():
             if key not in known:
@@ -177,11 +218,12 @@ class AugmentConfig:
             elif isinstance(value, (int, float)) and not isinstance(value, bool):
                 value = float(value)
             values[key] = value
-        return cls(**values)
+        return dataclasses.replace(base, **values) if base is not None else cls(**values)
 
     @classmethod
     def preset(cls, name: str) -> AugmentConfig:
-        """Named setups: ``"none"``, ``"flip"``, ``"dan"``, ``"dacl"``, ``"fer2013"``."""
+        """Named setups: ``"none"``, ``"flip"``, ``"dan"``, ``"dacl"``, ``"fer2013"``,
+        ``"photo"``."""
         presets = {
             "none": cls(hflip=0.0),
             "flip": cls(),
@@ -197,6 +239,12 @@ class AugmentConfig:
             # Small 48x48 grayscale images: mild affine and brightness/contrast jitter.
             "fer2013": cls(rotation=10.0, translate=0.1, scale=(0.9, 1.1),
                            color_jitter=(0.2, 0.2, 0.0, 0.0), erasing_p=0.25),
+            # FER2013-like crops made to look like detector crops of colour web photos
+            # (issue #12): box jitter, low resolution, blur, exposure, JPEG, gray.
+            "photo": cls(rotation=10.0, box_jitter=0.12, downscale=(0.4, 1.0), downscale_p=0.3,
+                         blur_sigma=(0.3, 1.2), blur_p=0.25, gamma=(0.7, 1.4),
+                         color_jitter=(0.3, 0.3, 0.2, 0.0), jpeg_quality=(30, 95),
+                         jpeg_p=0.5, grayscale_p=0.2, erasing_p=0.25),
         }
         if name not in presets:
             raise FerkitError(f"unknown augment preset {name!r}; known: {', '.join(presets)}")
@@ -222,6 +270,8 @@ def train_transform(data: DataConfig, augment: AugmentConfig | None = None) -> v
     # PIL kernels until the colour jitter: on small faces they cost a fraction of the tensor
     # kernels' per-call overhead (48x48 FER2013 recipe: 3.9 -> 1.5 ms per image).
     ops: list[Any] = [v2.Grayscale(1) if channels == 1 else v2.RGB()]
+    if augment.box_jitter > 0:
+        ops.append(BoxJitter(augment.box_jitter))
     if augment.resized_crop_scale is not None:
         ops.append(v2.RandomResizedCrop((height, width), scale=augment.resized_crop_scale,
                                         interpolation=interpolation, antialias=True))
@@ -239,14 +289,94 @@ def train_transform(data: DataConfig, augment: AugmentConfig | None = None) -> v
         geometric.append(v2.RandomCrop((height, width), padding=augment.crop_padding))
     if geometric and augment.geometric_p > 0:
         ops.append(v2.RandomApply(geometric, p=augment.geometric_p))
+    if augment.downscale is not None and augment.downscale_p > 0:
+        ops.append(v2.RandomApply([RandomDownscale(augment.downscale)], p=augment.downscale_p))
+    if augment.blur_sigma is not None and augment.blur_p > 0:
+        kernel = 2 * math.ceil(3 * augment.blur_sigma[1]) + 1
+        ops.append(v2.RandomApply([v2.GaussianBlur(kernel, sigma=augment.blur_sigma)],
+                                  p=augment.blur_p))
     brightness, contrast, saturation, hue = augment.color_jitter
     if channels == 1:
         saturation = hue = 0.0  # meaningless on grayscale
     if brightness or contrast or saturation or hue:
         ops.append(v2.ColorJitter(brightness or None, contrast or None, saturation or None,
                                   hue or None))
+    if augment.gamma is not None:
+        ops.append(RandomGamma(augment.gamma))
+    if augment.jpeg_quality is not None and augment.jpeg_p > 0:
+        ops.append(v2.RandomApply([RandomJPEG(augment.jpeg_quality)], p=augment.jpeg_p))
+    if channels == 3 and augment.grayscale_p > 0:
+        ops.append(v2.RandomGrayscale(augment.grayscale_p))
     ops += [v2.ToImage(), v2.ToDtype(torch.float32, scale=True),
             v2.Normalize(list(data.mean), list(data.std))]
     if augment.erasing_p > 0:
         ops.append(v2.RandomErasing(p=augment.erasing_p, scale=augment.erasing_scale))
     return v2.Compose(ops)
+
+
+# -- photo-like degradations (PIL in, PIL out; randomness from torch, so seeded per epoch) --
+
+def _uniform(low: float, high: float) -> float:
+    return float(torch.empty(()).uniform_(float(low), float(high)))
+
+
+class BoxJitter(torch.nn.Module):
+    """Re-cut the face as a detector with a slightly different box would (see
+    :attr:`AugmentConfig.box_jitter`); the output keeps the input's size."""
+
+    def __init__(self, jitter: float) -> None:
+        super().__init__()
+        self.jitter = jitter
+
+    def forward(self, image: Image.Image) -> Image.Image:
+        width, height = image.size
+        side = min(width, height) * (1.0 + _uniform(-self.jitter, self.jitter))
+        cx = width / 2 + _uniform(-self.jitter, self.jitter) / 2 * side
+        cy = height / 2 + _uniform(-self.jitter, self.jitter) / 2 * side
+        box = (round(cx - side / 2), round(cy - side / 2), round(cx + side / 2),
+               round(cy + side / 2))
+        # PIL fills what lies outside the image with black, like ferkit's crop at a border.
+        return image.crop(box).resize((width, height), Image.BILINEAR)
+
+
+class RandomDownscale(torch.nn.Module):
+    """Shrink by a factor drawn from ``factors`` and enlarge back (a low-resolution face)."""
+
+    def __init__(self, factors: tuple[float, float]) -> None:
+        super().__init__()
+        self.factors = factors
+
+    def forward(self, image: Image.Image) -> Image.Image:
+        factor = _uniform(*self.factors)
+        width, height = image.size
+        small = image.resize((max(1, round(width * factor)), max(1, round(height * factor))),
+                             Image.BILINEAR)
+        return small.resize((width, height), Image.BILINEAR)
+
+
+class RandomGamma(torch.nn.Module):
+    """``pixel ** gamma`` with gamma drawn from ``gammas`` (under/over-exposed photos)."""
+
+    def __init__(self, gammas: tuple[float, float]) -> None:
+        super().__init__()
+        self.gammas = gammas
+
+    def forward(self, image: Image.Image) -> Image.Image:
+        gamma = _uniform(*self.gammas)
+        table = [round(255 * (i / 255) ** gamma) for i in range(256)]
+        return image.point(table * len(image.getbands()))
+
+
+class RandomJPEG(torch.nn.Module):
+    """A JPEG round trip at a quality drawn from ``qualities`` (web photos)."""
+
+    def __init__(self, qualities: tuple[float, float]) -> None:
+        super().__init__()
+        self.qualities = qualities
+
+    def forward(self, image: Image.Image) -> Image.Image:
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=round(_uniform(*self.qualities)))
+        buffer.seek(0)
+        with Image.open(buffer) as decoded:
+            return decoded.convert(image.mode)
