@@ -90,10 +90,23 @@ def sparsemax(scores: Tensor, dim: int = -1) -> Tensor:
 
 
 class SparseElementAttention(nn.Module):
-    """GFE-AN's sparse attention block: ``(B, D)`` feature -> ``(B, D)`` sparsemax weights."""
+    """GFE-AN's sparse attention block: ``(B, D)`` feature -> ``(B, D)`` sparsemax weights.
 
-    def __init__(self, dim: int = RESNET18_CHANNELS, hidden: int = 64) -> None:
+    ``min_support > 0`` bounds the sparsemax input: ``tanh(scores) / (2 * min_support)``.
+    Every score then lies within ``1 / min_support`` of every other, and since the support's
+    ``k`` elements share a total mass of 1 with each contributing at most that spread,
+    ``k >= min_support`` for every face: the attention stays sparse (sparsemax still zeroes
+    the low scores) but cannot collapse onto one or two elements.  ``min_support=0`` is the
+    original design (raw scores), whose trained model put all weight on the same 2 of 512
+    elements for every face, driven by a constant bias (docs/models.md#dsan).
+    """
+
+    def __init__(self, dim: int = RESNET18_CHANNELS, hidden: int = 64, *,
+                 min_support: int = 0) -> None:
         super().__init__()
+        if not 0 <= min_support <= dim:
+            raise FerkitError(f"GFE-AN: min_support must be in 0..{dim}, got {min_support}")
+        self.min_support = min_support
         self.score = nn.Sequential(
             nn.Linear(dim, hidden, bias=False),
             nn.BatchNorm1d(hidden),
@@ -105,7 +118,10 @@ class SparseElementAttention(nn.Module):
         nn.init.zeros_(self.score[-1].bias)
 
     def forward(self, feature: Tensor) -> Tensor:
-        return sparsemax(self.score(feature), dim=-1)
+        scores = self.score(feature)
+        if self.min_support:
+            scores = torch.tanh(scores) / (2 * self.min_support)
+        return sparsemax(scores, dim=-1)
 
 
 class LocalFeatureAttention(nn.Module):
@@ -150,16 +166,23 @@ class DSAN(nn.Module):
         subspaces: number of MFF-AN representation sub-spaces (S).
         stem_pool: keep the trunk's stem max-pool; ``False`` halves the trunk's total
             stride to 16 for small inputs (48x48 FER2013 faces: a 3x3 map, not 2x2).
+        stem_stride: 1 (with ``stem_pool=False``) keeps the stem at full resolution: a 6x6
+            map for 48x48 faces, at about 4x the compute of ``stem_pool=False`` alone.
+        gfe_min_support: bound GFE-AN's sparsemax input so at least this many of the 512
+            elements keep a weight for every face (:class:`SparseElementAttention`; 0: the
+            original, unbounded design): the repair for the shipped model's collapse.
     """
 
     def __init__(self, *, num_classes: int = 7, in_chans: int = 3, gfe_hidden: int = 64,
-                 subspaces: int = 4, stem_pool: bool = True) -> None:
+                 subspaces: int = 4, stem_pool: bool = True,
+                 stem_stride: int = 2, gfe_min_support: int = 0) -> None:
         super().__init__()
         self.num_classes = num_classes
         self.num_features = 2 * RESNET18_CHANNELS
-        self.features = resnet18_trunk(in_chans, stem_pool=stem_pool)
+        self.features = resnet18_trunk(in_chans, stem_pool=stem_pool, stem_stride=stem_stride)
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.gfe = SparseElementAttention(RESNET18_CHANNELS, gfe_hidden)
+        self.gfe = SparseElementAttention(RESNET18_CHANNELS, gfe_hidden,
+                                          min_support=gfe_min_support)
         self.gfe_fc = nn.Linear(RESNET18_CHANNELS, num_classes)
         self.mff = LocalFeatureAttention(RESNET18_CHANNELS, subspaces)
         self.mff_fc = nn.Linear(RESNET18_CHANNELS, num_classes)
@@ -214,13 +237,14 @@ class DSAN(nn.Module):
     "recognition in the wild, IJMLC 2024 (no public code; ferkit's design, see docs)",
 )
 def dsan(*, num_classes: int = 7, in_chans: int = 3, gfe_hidden: int = 64, subspaces: int = 4,
-         stem_pool: bool = True,
+         stem_pool: bool = True, stem_stride: int = 2, gfe_min_support: int = 0,
          backbone_weights: str | Path | Mapping[str, Tensor] | None = None) -> DSAN:
     """DSAN; ``backbone_weights`` is a ResNet-18 checkpoint (e.g. the MS-Celeb-1M
     ``resnet18_msceleb.pth`` in torchvision key names, or its state dict) loaded into the
     trunk; init-only, recorded in the config's provenance, not its kwargs."""
     model = DSAN(num_classes=num_classes, in_chans=in_chans, gfe_hidden=gfe_hidden,
-                 subspaces=subspaces, stem_pool=stem_pool)
+                 subspaces=subspaces, stem_pool=stem_pool, stem_stride=stem_stride,
+                 gfe_min_support=gfe_min_support)
     if backbone_weights is not None:
         from ferkit.models.backbones import load_resnet18_trunk_weights
 

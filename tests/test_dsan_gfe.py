@@ -1,0 +1,61 @@
+"""DSAN's options for the next default model: a 6x6 map for 48 px faces, and GFE-AN's
+bounded sparsemax input, which cannot collapse onto a couple of elements."""
+
+from __future__ import annotations
+
+import torch
+
+import ferkit
+from ferkit.models.dsan import SparseElementAttention
+
+GRAY48 = {"input_size": (1, 48, 48), "mean": (0.5,), "std": (0.5,)}
+
+
+def test_stem_options_set_the_final_map_and_keep_the_state_dict():
+    x = torch.randn(2, 1, 48, 48)
+    sizes = {}
+    for name, kwargs in (("default", {}), ("no pool", {"stem_pool": False}),
+                         ("full res", {"stem_pool": False, "stem_stride": 1})):
+        model = ferkit.create_model("dsan", **GRAY48, **kwargs).eval()
+        with torch.no_grad():
+            sizes[name] = tuple(model(x).feature_map.shape[-2:])
+        if name == "default":
+            keys = {k: v.shape for k, v in model.state_dict().items()}
+        else:  # same weights, so the shipped checkpoint format is unchanged
+            assert {k: v.shape for k, v in model.state_dict().items()} == keys
+    assert sizes == {"default": (2, 2), "no pool": (3, 3), "full res": (6, 6)}
+
+
+def _support_after_pushing_one_element(min_support: int) -> float:
+    """Train the attention alone to put all weight on element 0 (the pull that collapsed
+    the shipped model's GFE-AN); return the median support afterwards."""
+    torch.manual_seed(0)
+    block = SparseElementAttention(512, 16, min_support=min_support)
+    features = torch.randn(32, 512).relu()
+    optimiser = torch.optim.Adam(block.parameters(), lr=0.05)
+    for _ in range(40):
+        weights = block(features)
+        loss = -weights[:, 0].mean()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    block.eval()
+    with torch.no_grad():
+        return float((block(features) > 0).sum(dim=1).float().median())
+
+
+def test_bounded_scores_start_uniform_and_resist_collapse():
+    block = SparseElementAttention(512, 64, min_support=32).eval()
+    weights = block(torch.randn(8, 512).relu())
+    assert torch.allclose(weights, torch.full_like(weights, 1 / 512))
+    assert _support_after_pushing_one_element(min_support=0) <= 2
+    assert _support_after_pushing_one_element(min_support=32) >= 32
+
+
+def test_dsan_with_bounded_gfe_trains_a_step():
+    model = ferkit.create_model("dsan", **GRAY48, gfe_min_support=32,
+                                stem_pool=False, stem_stride=1)
+    out = model(torch.randn(4, 1, 48, 48))
+    assert out.attention["gfe_weights"].shape == (4, 512)
+    out.logits.sum().backward()
+    assert model.gfe.score[-1].weight.grad.abs().sum() > 0
