@@ -59,3 +59,15 @@ def test_dsan_with_bounded_gfe_trains_a_step():
     assert out.attention["gfe_weights"].shape == (4, 512)
     out.logits.sum().backward()
     assert model.gfe.score[-1].weight.grad.abs().sum() > 0
+
+
+def test_compiled_training_keeps_the_checkpoint_keys():
+    from ferkit.training import FERModule
+    from ferkit.training.recipe import load_recipe
+
+    recipe = load_recipe("fer2013_dsan", overrides=["trainer.compile=true"]).to_dict()
+    module = FERModule(recipe)
+    before = set(module.state_dict())
+    module.__dict__["_compiled_model"] = torch.compile(module.model)  # what a step creates
+    assert set(module.state_dict()) == before and set(module.model.state_dict()) == {
+        k.removeprefix("model.") for k in before if k.startswith("model.")}

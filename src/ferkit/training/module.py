@@ -105,6 +105,19 @@ class FERModule(L.LightningModule):
     def forward(self, x: Tensor):
         return self.model(x)
 
+    def _train_forward(self, x: Tensor):
+        """The model's forward for training steps: compiled when ``trainer.compile``.
+
+        The compiled wrapper shares the model's parameters and is kept out of the module
+        tree (``__dict__``), so state dicts and checkpoints keep their keys.
+        """
+        if not self.recipe.trainer.compile:
+            return self.model(x)
+        compiled = self.__dict__.get("_compiled_model")
+        if compiled is None:
+            compiled = self.__dict__["_compiled_model"] = torch.compile(self.model)
+        return compiled(x)
+
     def _targets(self, y: Tensor) -> tuple[Tensor, Tensor]:
         """Model-space targets: ``(loss_target, hard_index)`` from canonical labels."""
         if y.ndim == 2:  # soft labels over the canonical classes
@@ -123,7 +136,7 @@ class FERModule(L.LightningModule):
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         x, y = batch
         target, hard = self._targets(y)
-        out = self.model(x)
+        out = self._train_forward(x)
         loss, terms = self.criterion(out, target, hard)
         if self.recipe.trainer.detect_nonfinite:
             self._check_finite(loss, terms)

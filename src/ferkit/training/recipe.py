@@ -147,6 +147,10 @@ class TrainerSpec:
     # NHWC layout for convolutions: up to 1.4x faster ResNet-18 training on AVX2 CPUs (one
     # probe; another saw no gain: benchmarks/README_training.md); only the memory order differs.
     channels_last: bool = True
+    # torch.compile the training forward (the saved model and its checkpoints are unchanged):
+    # 2.5x DSAN's fp32 training speed on 2 AVX2 cores, after a compile of minutes
+    # (benchmarks/README_training.md), so it pays on long runs only.
+    compile: bool = False
 
 
 @dataclass
