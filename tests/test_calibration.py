@@ -245,3 +245,19 @@ def test_server_reports_calibrated_probabilities(tiny_checkpoint, calibrated):
     assert resp.status_code == 200, resp.text
     served = resp.json()["faces"][0]["probs"]
     assert served == pytest.approx(expected, abs=1e-5)
+
+
+def test_ferkit_plot_draws_the_reliability_diagram_of_a_saved_report(calibrated, tmp_path,
+                                                                     capsys):
+    from ferkit.explain.plots import plot_run
+
+    run = tmp_path / "run"
+    (run / "logs").mkdir(parents=True)
+    (run / "logs" / "metrics.csv").write_text("epoch,train/loss\n0,2.0\n1,1.5\n")
+    assert main(["evaluate", str(calibrated), "-d", "fake", "--option", "size=32",
+                 "--json", str(run / "eval_test.json"), "--format", "quiet"]) == 0
+    capsys.readouterr()
+    paths = plot_run(run)
+    assert [p.name for p in paths] == ["curves.png", "confusion_matrix.png", "reliability.png"]
+    with Image.open(paths[-1]) as image:
+        assert image.size[0] > 300
