@@ -326,11 +326,10 @@ def test_box_recipe_of_48px_models_matches_fer2013_framing(retinaface):
 
 
 def test_retinaface_network_input_is_bgr_minus_mean(retinaface):
-    # _net_input uses one OpenCV call; it must equal the plain numpy recipe the network wants.
-    from retinaface.preprocess import MEAN
-
+    # _net_input uses one OpenCV call; it must equal the plain numpy recipe the network wants
+    # (BGR minus the mean of the export's own preprocessing: 104, 117, 127).
     image = np.random.default_rng(0).integers(0, 256, (7, 5, 3), dtype=np.uint8)
-    expected = (image[..., ::-1].astype(np.float32) - np.asarray(MEAN, np.float32))
+    expected = (image[..., ::-1].astype(np.float32) - np.asarray([104, 117, 127], np.float32))
     got = retinaface._net_input(image)
     assert got.shape == (1, 3, 7, 5) and got.dtype == np.float32
     np.testing.assert_array_equal(got[0], expected.transpose(2, 0, 1))

