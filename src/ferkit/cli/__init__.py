@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from typing import Annotated
 
 import click
 import typer
@@ -33,13 +34,34 @@ app = typer.Typer(
         "Facial expression recognition with attention networks.\n\n"
         "Examples:\n\n"
         "  ferkit models list\n\n"
-        "  ferkit version"
+        "  ferkit predict photo.jpg\n\n"
+        "  ferkit --version"
     ),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from ferkit import __version__
+
+        print(f"ferkit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option(
+        "--version", "-V", is_eager=True, callback=_print_version,
+        help="print ferkit's version and exit")] = False,
+) -> None:
+    # Options of `ferkit` itself (before the command); the commands are registered below.
+    pass
+
 
 # Modules that add commands to ``app``; each defines ``register(app: typer.Typer)``.
 _COMMAND_MODULES = (
