@@ -255,3 +255,16 @@ def test_detector_object_and_options(tiny_checkpoint):
     assert face.box == (5, 5, 25, 25) and face.detector_score == 0.5
     with pytest.raises(FerkitError, match="unknown face detector"):
         _ = ferkit.Recognizer.from_pretrained(tiny_checkpoint, detector="nope").detector
+
+
+def test_default_backend_is_plain_pytorch_and_writes_nothing(tiny_checkpoint, tmp_path,
+                                                              monkeypatch):
+    # backend="auto" would export to ONNX, time both backends and write to the cache: opt-in.
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("FERKIT_CACHE", str(cache))
+    for rec in (ferkit.Recognizer.from_pretrained(str(tiny_checkpoint)),
+                ferkit.Recognizer(ferkit.load_checkpoint(tiny_checkpoint))):
+        result = rec(np.full((64, 64, 3), 90, np.uint8), detect=False)
+        assert rec.backend.name == "torch"
+        assert abs(sum(result.faces[0].probs.values()) - 1) < 1e-5
+    assert not cache.exists()

@@ -200,11 +200,14 @@ def compute_metrics(y_true: Sequence[int] | np.ndarray, y_pred: Sequence[int] | 
 
 @torch.no_grad()
 def predict_logits(model: nn.Module, dataset, *, batch_size: int = 64, tta: str | None = None,
-                   device: str | torch.device = "cpu", num_workers: int = 0) -> np.ndarray:
+                   device: str | torch.device = "auto", num_workers: int = 0) -> np.ndarray:
     """Raw logits (before any temperature) of ``model`` over a dataset already transformed:
     ``(N, K)``, or ``(2, N, K)`` with ``tta="flip"`` (plain and mirrored views)."""
+    from ferkit.devices import resolve_device
+
     if tta not in (None, "none", "flip"):
         raise FerkitError(f"--tta must be 'flip' or 'none', not {tta!r}")
+    device = resolve_device(device)
     model = model.to(device).eval()
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     chunks = []
@@ -219,7 +222,7 @@ def predict_logits(model: nn.Module, dataset, *, batch_size: int = 64, tta: str 
 
 
 def predict_proba(model: nn.Module, dataset, *, batch_size: int = 64, tta: str | None = None,
-                  device: str | torch.device = "cpu", num_workers: int = 0,
+                  device: str | torch.device = "auto", num_workers: int = 0,
                   temperature: float | None = None) -> np.ndarray:
     """Probabilities ``(N, K)``: ``softmax(logits / T)`` with the model's calibration
     temperature unless ``temperature`` is given; flip TTA averages the two views'."""
@@ -247,7 +250,7 @@ def prepare_for_model(dataset, model: nn.Module):
 
 
 def evaluate(model: nn.Module, dataset, *, batch_size: int = 64, tta: str | None = None,
-             device: str | torch.device = "cpu", num_workers: int = 0,
+             device: str | torch.device = "auto", num_workers: int = 0,
              meta: dict[str, Any] | None = None,
              temperature: float | None = None) -> EvaluationReport:
     """Evaluate a ferkit model on a :class:`~ferkit.data.FERDataset` (any split).
@@ -306,10 +309,13 @@ def model_inputs(model: nn.Module, dataset) -> tuple[Any, np.ndarray, int]:
 
 
 def compare(checkpoints: Sequence[str | Path], dataset, *, batch_size: int = 64,
-            tta: str | None = None, device: str = "cpu") -> list[EvaluationReport]:
+            tta: str | None = None, device: str | torch.device = "auto"
+            ) -> list[EvaluationReport]:
     """Evaluate several checkpoints on the same data (one report each, in order)."""
     from ferkit.checkpoint import load_checkpoint
+    from ferkit.devices import resolve_device
 
+    device = resolve_device(device)
     reports = []
     for ckpt in checkpoints:
         model = load_checkpoint(ckpt, map_location=device)

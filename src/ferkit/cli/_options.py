@@ -1,10 +1,24 @@
-"""Option checks shared by the command modules."""
+"""Options shared by the command modules: one declaration each, so every command spells,
+defaults and explains them the same way, plus the checks they share."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Annotated
 
+import typer
+
+from ferkit.devices import DEVICE_HELP
 from ferkit.errors import FerkitError
+
+DeviceOpt = Annotated[str, typer.Option("--device", help=DEVICE_HELP)]
+ModelOpt = Annotated[str, typer.Option(
+    "--model", "-m", help="'default' (the shipped model), a model name from `ferkit models "
+    "list`, or a checkpoint directory")]
+BackendOpt = Annotated[str, typer.Option(
+    "--backend", help="torch; onnx (ONNX Runtime: exports the model once into ~/.cache/ferkit); "
+    "or auto (on CPU: times both once per set of weights and keeps the faster, worth it for "
+    "big folders and videos)")]
 
 
 def check_choice(value: str, choices: Sequence[str] = ("human", "json", "quiet"), *,

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ferkit.cli._options import check_choice
+from ferkit.cli._options import DeviceOpt, check_choice
 
 DataOpt = Annotated[str, typer.Option("--data", "-d", help="dataset path (or 'fake' for a "
                                       "synthetic smoke-test set)")]
@@ -55,7 +55,7 @@ def register(app: typer.Typer) -> None:
         split: SplitOpt = "test",
         tta: TtaOpt = None,
         batch_size: Annotated[int, typer.Option("--batch-size", "-b")] = 64,
-        device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:1 …")] = "cpu",
+        device: DeviceOpt = "auto",
         json_out: Annotated[Path | None, typer.Option(
             "--json", help="write the JSON report")] = None,
         confusion: Annotated[Path | None, typer.Option(
@@ -85,10 +85,12 @@ def register(app: typer.Typer) -> None:
         """
         from ferkit import atomic
         from ferkit.checkpoint import load_checkpoint
+        from ferkit.devices import resolve_device
         from ferkit.evaluation import evaluate as run_evaluation
 
         check_choice(format)
         _check_temperature(temperature)
+        device = resolve_device(device)  # an unavailable device fails before the model loads
         model = load_checkpoint(checkpoint, map_location=device)
         dataset = _open(data, data_format, split, option)
         report = run_evaluation(model, dataset, batch_size=batch_size, tta=tta, device=device,
@@ -162,7 +164,7 @@ def register(app: typer.Typer) -> None:
         split: SplitOpt = "test",
         tta: TtaOpt = None,
         batch_size: Annotated[int, typer.Option("--batch-size", "-b")] = 64,
-        device: Annotated[str, typer.Option("--device")] = "cpu",
+        device: DeviceOpt = "auto",
         option: OptionOpt = None,
         format: FormatOpt = "human",
     ) -> None:
@@ -174,10 +176,12 @@ def register(app: typer.Typer) -> None:
 
           ferkit compare runs/*/best --data RAF-DB/basic --format json
         """
+        from ferkit.devices import resolve_device
         from ferkit.evaluation import compare as run_compare
         from ferkit.evaluation import comparison_table
 
         check_choice(format)
+        device = resolve_device(device)
         dataset = _open(data, data_format, split, option)
         reports = run_compare(checkpoints, dataset, batch_size=batch_size, tta=tta,
                               device=device)

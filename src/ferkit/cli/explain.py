@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ferkit.cli._options import check_choice
+from ferkit.cli._options import DeviceOpt, ModelOpt, check_choice
 
 FormatOpt = Annotated[
     str, typer.Option("--format", "-f", help="human (one line per file), json, or quiet")
@@ -27,8 +27,7 @@ def register(app: typer.Typer) -> None:
     @app.command("explain")
     def explain_cmd(
         path: Annotated[str, typer.Argument(help="photo to explain (jpg, png, …)")],
-        model: Annotated[str, typer.Option("--model", "-m", help="checkpoint directory or "
-                                           "shipped model name")] = "default",
+        model: ModelOpt = "default",
         method: Annotated[str, typer.Option(
             "--method", help="cam (= gradcam), gradcam, gradcam++, attention (the "
             "architecture's own: DAN heads, DACL weights, DSAN streams, Deep-Emotion STN), "
@@ -46,7 +45,7 @@ def register(app: typer.Typer) -> None:
             "--overlay", help="also write the maps projected onto the whole photo")] = None,
         detector: Annotated[str, typer.Option("--detector", help="face detector")
                             ] = "retinaface",
-        device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:1 …")] = "cpu",
+        device: DeviceOpt = "auto",
         format: FormatOpt = "human",
     ) -> None:
         """Explain every face in a photo: one figure per face (crop, heat map with colour

@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from ferkit.cli._options import BackendOpt, DeviceOpt, ModelOpt
 from ferkit.inference.files import DEFAULT_MAX_BYTES, printable
 
 FORMATS = ("human", "json", "csv", "quiet")
@@ -25,9 +26,7 @@ def register(app: typer.Typer) -> None:
         paths: Annotated[list[str], typer.Argument(
             help="image files, folders (searched recursively) or glob patterns ('**/*.jpg')",
             show_default=False)],
-        model: Annotated[str, typer.Option(
-            "--model", "-m", help="'default' (shipped model) or a checkpoint directory")
-        ] = "default",
+        model: ModelOpt = "default",
         detector: Annotated[str, typer.Option(
             help="face detector: retinaface (default), yunet or haar")] = "retinaface",
         top_k: Annotated[int, typer.Option(
@@ -44,8 +43,8 @@ def register(app: typer.Typer) -> None:
         batch_size: Annotated[int, typer.Option(min=1, help="faces per model call")] = 16,
         no_detect: Annotated[bool, typer.Option(
             "--no-detect", help="each image is one already-cropped face")] = False,
-        device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, …")] = "cpu",
-        backend: Annotated[str, typer.Option(help="auto, torch or onnx")] = "auto",
+        device: DeviceOpt = "auto",
+        backend: BackendOpt = "torch",
         max_file_size: Annotated[float, typer.Option(
             "--max-file-size", min=0.001, help="largest image file read, in MB")
         ] = DEFAULT_MAX_BYTES / 2**20,
@@ -85,8 +84,8 @@ def register(app: typer.Typer) -> None:
 
 def run_predict(paths: list[str], *, model: str = "default", detector: str = "retinaface",
                 top_k: int = 3, fmt: str = "human", annotate: Path | None = None,
-                batch_size: int = 16, detect: bool = True, device: str = "cpu",
-                backend: str = "auto", max_bytes: int | None = DEFAULT_MAX_BYTES, out=None,
+                batch_size: int = 16, detect: bool = True, device: str = "auto",
+                backend: str = "torch", max_bytes: int | None = DEFAULT_MAX_BYTES, out=None,
                 err=None) -> int:
     """The body of ``ferkit predict``; returns the exit status (1 if any input failed)."""
     from ferkit.atomic import make_dirs

@@ -6,6 +6,8 @@ from typing import Annotated
 
 import typer
 
+from ferkit.devices import DEVICE_HELP
+
 HostOpt = Annotated[str | None, typer.Option(
     "--host", help="address to listen on; 127.0.0.1 keeps it on this machine "
                    "(env FERKIT_SERVE_HOST)")]
@@ -19,7 +21,7 @@ def register(app: typer.Typer) -> None:
         host: HostOpt = None,
         port: Annotated[int | None, typer.Option(help="TCP port (default 8000)")] = None,
         model: ModelOpt = None,
-        device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 …")] = None,
+        device: Annotated[str | None, typer.Option(help=DEVICE_HELP + " (default auto)")] = None,
         detector: Annotated[str | None, typer.Option(help="face detector name")] = None,
         backend: Annotated[str | None, typer.Option(help="auto, torch or onnx")] = None,
         max_upload_mb: Annotated[float | None, typer.Option(

@@ -8,13 +8,8 @@ from typing import Annotated
 
 import typer
 
-from ferkit.cli._options import check_choice
+from ferkit.cli._options import BackendOpt, DeviceOpt, ModelOpt, check_choice
 
-ModelOpt = Annotated[str, typer.Option(
-    "--model", "-m", help="checkpoint directory or shipped model name")]
-BackendOpt = Annotated[str, typer.Option(
-    "--backend", help="auto (fastest measured on CPU), torch or onnx")]
-DeviceOpt = Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:1 …")]
 AlphaOpt = Annotated[float, typer.Option(
     "--alpha", help="smoothing: weight of the newest frame in the per-face moving average "
     "(1 = no smoothing)")]
@@ -37,8 +32,8 @@ def register(app: typer.Typer) -> None:
         every: Annotated[int, typer.Option(
             "--every", help="analyse every N-th frame (all frames are still written)")] = 1,
         model: ModelOpt = "default",
-        backend: BackendOpt = "auto",
-        device: DeviceOpt = "cpu",
+        backend: BackendOpt = "torch",
+        device: DeviceOpt = "auto",
         alpha: AlphaOpt = 0.4,
         format: Annotated[str, typer.Option(
             "--format", "-f", help="human (summary), json, or quiet (nothing)")] = "human",
@@ -91,8 +86,8 @@ def register(app: typer.Typer) -> None:
     def webcam(
         camera: Annotated[int, typer.Option("--camera", help="camera index (0 = default)")] = 0,
         model: ModelOpt = "default",
-        backend: BackendOpt = "auto",
-        device: DeviceOpt = "cpu",
+        backend: BackendOpt = "torch",
+        device: DeviceOpt = "auto",
         alpha: AlphaOpt = 0.4,
     ) -> None:
         """Live window with each face's tracked, smoothed expression (q or Esc quits).

@@ -61,11 +61,13 @@ class EmbedResult:
 
 
 def compute_embeddings(model: nn.Module, dataset: FERDataset, *, batch_size: int = 64,
-                       max_samples: int | None = None, device: str = "cpu",
+                       max_samples: int | None = None, device: str = "auto",
                        seed: int = 0) -> Embeddings:
     """Run ``dataset`` (preprocessed with the model's eval transform) through ``model``."""
     from ferkit.data.transforms import eval_transform
+    from ferkit.devices import resolve_device
 
+    device = resolve_device(device)
     cfg = model.ferkit_config
     dataset.transform = eval_transform(cfg.data)
     indices = np.arange(len(dataset))

@@ -48,9 +48,13 @@ class Recognizer:
             (it carries ``ferkit_config``: classes, input size, normalisation, alignment).
         detector: a detector name (``"retinaface"``, ``"haar"``) or object with
             ``detect(image) -> list[Detection]``; built on first use.
-        device: where the PyTorch backend runs (``"cpu"``, ``"cuda"``).
-        backend: ``"auto"``, ``"torch"`` or ``"onnx"`` (see
-            :func:`ferkit.inference.backends.create_backend`).
+        device: where the PyTorch backend runs: ``"auto"`` (a CUDA GPU when there is one,
+            else the CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"`` … (see
+            :func:`ferkit.devices.resolve_device`).
+        backend: ``"torch"`` (default: PyTorch, nothing written anywhere), ``"onnx"`` or
+            ``"auto"``.  ``"onnx"`` and ``"auto"`` export the model to ONNX once and cache it
+            in ``~/.cache/ferkit``; ``"auto"`` also times both backends once and keeps the
+            faster (see :func:`ferkit.inference.backends.create_backend`).
         batch_size: how many face crops go through the model at once.
         detector_options: passed to :func:`ferkit.faces.create_detector` with a name.
 
@@ -64,9 +68,10 @@ class Recognizer:
     """
 
     def __init__(self, model: nn.Module, *, detector: str | FaceDetector = "retinaface",
-                 device: str | torch.device = "cpu", backend: str = "auto",
+                 device: str | torch.device = "auto", backend: str = "torch",
                  batch_size: int = 32, detector_options: dict[str, Any] | None = None) -> None:
         from ferkit.data.transforms import eval_transform
+        from ferkit.devices import resolve_device
         from ferkit.inference.backends import create_backend
 
         config = getattr(model, "ferkit_config", None)
@@ -77,7 +82,7 @@ class Recognizer:
             raise FerkitError(f"batch_size must be at least 1, got {batch_size}")
         self.model = model.eval()
         self.config: ModelConfig = config
-        self.backend = create_backend(model, kind=backend, device=device)
+        self.backend = create_backend(model, kind=backend, device=resolve_device(device))
         self.batch_size = batch_size
         self.transform = eval_transform(config.data)
         self._detector_spec = detector
@@ -85,8 +90,9 @@ class Recognizer:
         self._detector: FaceDetector | None = None if isinstance(detector, str) else detector
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str = "default", *, device: str | torch.device = "cpu",
-                        detector: str | FaceDetector = "retinaface", backend: str = "auto",
+    def from_pretrained(cls, name_or_path: str = "default", *,
+                        device: str | torch.device = "auto",
+                        detector: str | FaceDetector = "retinaface", backend: str = "torch",
                         batch_size: int = 32, **detector_options: Any) -> Recognizer:
         """A Recognizer for a checkpoint directory or a shipped model name.
 
@@ -101,8 +107,10 @@ class Recognizer:
                 ships with this install.
         """
         from ferkit.checkpoint import load_checkpoint
+        from ferkit.devices import resolve_device
         from ferkit.weights import shipped_weights_dir
 
+        device = resolve_device(device)  # a missing GPU fails before the weights are read
         if name_or_path == "default" and shipped_weights_dir("default") is None:
             raise CheckpointError(
                 "no default model ships with this ferkit install (its weights are missing from "

@@ -71,7 +71,7 @@ class ServeSettings:
     host: str = "127.0.0.1"
     port: int = 8000
     model: str = "default"
-    device: str = "cpu"
+    device: str = "auto"
     detector: str = "retinaface"
     backend: str = "auto"
     max_upload_bytes: int = 8 * 1024 * 1024
