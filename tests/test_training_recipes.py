@@ -116,3 +116,18 @@ def test_missing_pretrained_weights_are_reported():
     for name in ("dacl_rafdb", "dacl_affectnet", "dan_affectnet7", "dan_affectnet8",
                  "dsan_rafdb"):
         assert run_warnings(load_recipe(name)), name
+
+
+def test_set_keeps_integer_batch_limits_integer():
+    # Lightning: int = number of batches, float = fraction of the epoch.
+    recipe = load_recipe("fer2013_resnet18", ["trainer.limit_train_batches=1",
+                                              "trainer.limit_val_batches=0.25"])
+    assert recipe.trainer.limit_train_batches == 1
+    assert type(recipe.trainer.limit_train_batches) is int
+    assert type(recipe.trainer.limit_val_batches) is float
+    assert type(load_recipe("fer2013_resnet18", ["trainer.limit_train_batches=1.0"])
+                .trainer.limit_train_batches) is float
+    assert type(load_recipe("fer2013_resnet18", ["trainer.gradient_clip_val=1"])
+                .trainer.gradient_clip_val) is float  # a float-only field still coerces
+    with pytest.raises(FerkitError, match="limit_train_batches must be int or float, got 'x'"):
+        load_recipe("fer2013_resnet18", ["trainer.limit_train_batches=x"])

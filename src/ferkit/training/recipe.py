@@ -137,8 +137,10 @@ class TrainerSpec:
     deterministic: bool = False
     gradient_clip_val: float | None = None
     accumulate_grad_batches: int = 1
-    limit_train_batches: float = 1.0
-    limit_val_batches: float = 1.0
+    # Lightning's meaning: an int is a number of batches, a float a fraction of the epoch, so
+    # ``limit_train_batches: 1`` (one batch) must not become 1.0 (the whole epoch).
+    limit_train_batches: int | float = 1.0
+    limit_val_batches: int | float = 1.0
     check_val_every_n_epoch: int = 1
     log_every_n_steps: int = 50
     monitor: Literal["val/acc", "val/f1_macro", "val/loss"] = "val/acc"
@@ -337,7 +339,15 @@ def _convert(tp: Any, value: Any, key: str, where: str) -> Any:
         if value is None and type(None) in options:
             return None
         inner = [o for o in options if o is not type(None)]
-        return _convert(inner[0], value, key, where)
+        # A value already of one of the allowed types keeps it (``int | float``: 1 stays 1).
+        exact = [o for o in inner if isinstance(o, type) and type(value) is o]
+        if exact or len(inner) == 1:
+            return _convert((exact or inner)[0], value, key, where)
+        for option in inner:
+            with contextlib.suppress(FerkitError):
+                return _convert(option, value, key, where)
+        names = " or ".join(getattr(o, "__name__", str(o)) for o in inner)
+        raise FerkitError(f"{where}: {key} must be {names}, got {value!r}")
     if tp is Any:
         return value
     if dataclasses.is_dataclass(tp):
