@@ -22,7 +22,7 @@ def write_csv(path):
 
 def test_check_fer2013_json(tmp_path, capsys):
     path = write_csv(tmp_path / "fer2013.csv")
-    assert main(["data", "check", str(path), "--output", "json"]) == 0
+    assert main(["data", "check", str(path), "--format", "json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["format"] == "fer2013" and report["ok"] is True
     assert [(s["split"], s["native_name"], s["total"]) for s in report["splits"]] == [
@@ -40,7 +40,7 @@ def test_check_folder_lists_problems(tmp_path, capsys):
     (tmp_path / "train" / "sad" / "bad.png").write_bytes(b"garbage")
     (tmp_path / "test" / "7").mkdir()
     Image.new("L", (4, 4)).save(tmp_path / "test" / "7" / "d.png")
-    assert main(["data", "check", str(tmp_path), "-f", "folder"]) == 1
+    assert main(["data", "check", str(tmp_path), "--data-format", "folder"]) == 1
     out = capsys.readouterr().out
     assert "train" in out and "Problems: 2" in out
     assert "cannot read image" in out and "bad.png" in out
@@ -87,6 +87,24 @@ def test_cache_command_writes_npz(tmp_path, capsys):
     path = write_csv(tmp_path / "fer2013.csv")
     assert main(["data", "cache", str(path), str(tmp_path / "fer.npz")]) == 0
     assert "wrote" in capsys.readouterr().out
-    assert main(["data", "check", str(tmp_path / "fer.npz"), "-o", "json"]) == 0
+    assert main(["data", "check", str(tmp_path / "fer.npz"), "-f", "json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert [s["total"] for s in report["splits"]] == [4, 2, 3]
+
+
+def test_format_is_the_output_format_as_in_every_command(tmp_path, capsys):
+    path = write_csv(tmp_path / "fer2013.csv")
+    assert main(["data", "check", str(path), "-f", "json", "--data-format", "fer2013"]) == 0
+    assert json.loads(capsys.readouterr().out)["format"] == "fer2013"
+    # the old spellings: a dataset format given to -f points to --data-format ...
+    assert main(["data", "check", str(path), "-f", "fer2013"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("error: --format is the output format (human or json); give the dataset "
+                   "format with --data-format fer2013\n")
+    # ... and --output still works, with a note
+    assert main(["data", "check", str(path), "--output", "json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["format"] == "fer2013"
+    assert "now --format" in captured.err
+    assert main(["data", "check", str(path), "-f", "xml"]) == 2
+    assert "--format must be human or json, not 'xml'" in capsys.readouterr().err

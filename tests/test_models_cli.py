@@ -111,3 +111,17 @@ def test_user_model_predicts_by_name(capsys, home, tiny_checkpoint, tmp_path):
                  "--format", "json"]) == 0
     faces = json.loads(capsys.readouterr().out)[0]["faces"]
     assert len(faces) == 1 and abs(sum(faces[0]["probs"].values()) - 1) < 1e-4
+
+
+def test_architecture_name_as_model_says_it_has_no_weights(capsys, tmp_path):
+    photo = tmp_path / "p.png"
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(photo)
+    assert main(["predict", str(photo), "--model", "dan"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not found" not in err
+    assert "'dan' is an architecture, not trained weights" in err
+    assert "ferkit train --recipe dan_" in err and "ferkit models add NAME RUN/best" in err
+    assert main(["models", "info", "dan"]) == 2
+    assert "'dan' is an architecture" in capsys.readouterr().err
+    assert main(["predict", str(photo), "--model", "no-such-model"]) == 2
+    assert "checkpoint 'no-such-model' not found" in capsys.readouterr().err

@@ -101,7 +101,7 @@ def resolve_checkpoint_dir(path: str | Path) -> Path:
         named = named_weights_dir(str(path))
         if named is not None:
             return named
-        raise CheckpointError(
+        raise CheckpointError(_architecture_hint(str(path)) or
             f"checkpoint {str(path)!r} not found: give a directory holding {WEIGHTS_NAME} and "
             f"{CONFIG_NAME}, or a model name from `ferkit models list`"
         )
@@ -113,6 +113,40 @@ def resolve_checkpoint_dir(path: str | Path) -> Path:
             "Upstream .pth files are imported with `ferkit.models.convert`"
         )
     return directory
+
+
+def _architecture_hint(name: str) -> str | None:
+    """What to do when ``name`` is an architecture (``models list`` shows it) but not weights."""
+    from ferkit.models import list_models
+    from ferkit.weights import list_shipped
+
+    if name not in list_models(include_test=True):
+        return None
+    recipes = _recipes_for(name)
+    train = (f"train one (`ferkit train --recipe {recipes[0]} --data DATA`; recipes for it: "
+             f"{', '.join(recipes)})" if recipes else
+             f"train one (`ferkit train` with model.name: {name} in a recipe)")
+    shipped = ", ".join(list_shipped()) or "none"
+    return (f"{name!r} is an architecture, not trained weights: ferkit ships weights only for "
+            f"{shipped} ('default'). To use {name}, {train}, then pass the run's best/ "
+            f"directory, or add it by name with `ferkit models add NAME RUN/best`")
+
+
+def _recipes_for(architecture: str) -> list[str]:
+    """Shipped recipes whose model is ``architecture``."""
+    import yaml
+
+    from ferkit.training.recipe import list_recipes, recipe_path
+
+    found = []
+    for recipe in list_recipes():
+        try:
+            raw = yaml.safe_load(recipe_path(recipe).read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            continue
+        if isinstance(raw, dict) and (raw.get("model") or {}).get("name") == architecture:
+            found.append(recipe)
+    return found
 
 
 def read_config(directory: str | Path) -> ModelConfig:

@@ -28,6 +28,24 @@ def _parse_options(pairs: list[str]) -> dict[str, object]:
     return options
 
 
+def _output_format(format: str, output: str | None) -> str:
+    """``--format`` (human/json), also spelt with the old ``--output``; a dataset format given
+    to ``--format`` (its meaning before 0.1) gets a one-line pointer to ``--data-format``."""
+    import sys
+
+    if output is not None:
+        print("note: `data check --output` is now --format (-f), as in every other command",
+              file=sys.stderr)
+        format = output
+    if format not in ("human", "json"):
+        from ferkit.data.registry import FORMATS
+
+        if format in FORMATS:
+            raise FerkitError(f"--format is the output format (human or json); give the dataset "
+                              f"format with --data-format {format}")
+    return check_choice(format, ("human", "json"))
+
+
 def register(app: typer.Typer) -> None:
     data_app = typer.Typer(help="Inspect datasets (counts, duplicates, problems).",
                            no_args_is_help=True)
@@ -36,8 +54,8 @@ def register(app: typer.Typer) -> None:
     @data_app.command("check")
     def check(
         path: Annotated[Path, typer.Argument(help="dataset file or folder")],
-        format: Annotated[str | None, typer.Option(
-            "--format", "-f",
+        data_format: Annotated[str | None, typer.Option(
+            "--data-format",
             help="dataset format: fer2013, ferplus, rafdb, affectnet, folder, list "
                  "(default: detect from the path)")] = None,
         split: Annotated[list[str] | None, typer.Option(
@@ -59,8 +77,10 @@ def register(app: typer.Typer) -> None:
         images: Annotated[bool, typer.Option(
             "--images/--no-images", help="decode every image file to find unreadable ones")
         ] = True,
-        output: Annotated[str, typer.Option(
-            "--output", "-o", help="human (table) or json")] = "human",
+        format: Annotated[str, typer.Option(
+            "--format", "-f", help="output: human (table) or json")] = "human",
+        output: Annotated[str | None, typer.Option(
+            "--output", "-o", hidden=True, help="old name of --format")] = None,
     ) -> int:
         """Print counts per split and class, duplicates across splits, and problems found.
 
@@ -71,26 +91,26 @@ def register(app: typer.Typer) -> None:
 
           ferkit data check ../shared/data/fer2013/fer2013.csv.gz
 
-          ferkit data check data/raf-basic --format rafdb --output json
+          ferkit data check data/raf-basic --data-format rafdb --format json
 
-          ferkit data check data/dacl --format folder --label-order dacl
+          ferkit data check data/dacl --data-format folder --label-order dacl
 
           ferkit data check data --train-label train.txt --val-label val.txt --label-order rafdb
         """
         from ferkit.data.check import check_dataset
 
-        check_choice(output, ("human", "json"), option="--output")
+        format = _output_format(format, output)
         options = _parse_options(option or [])
         if label_order is not None:
             options["label_order"] = (label_order if "," not in label_order
                                       else [n.strip() for n in label_order.split(",")])
         list_form = {"data_dir": data_dir, "train_label": train_label, "val_label": val_label}
         if any(v is not None for v in list_form.values()):
-            format = format or "list"
+            data_format = data_format or "list"
             options.update({k: v for k, v in list_form.items() if v is not None})
-        report = check_dataset(path, format=format, splits=split or None,
+        report = check_dataset(path, format=data_format, splits=split or None,
                                verify_images=images, **options)
-        if output == "json":
+        if format == "json":
             print(json.dumps(report.to_dict(), indent=2))
         else:
             print(report.format_human())

@@ -1,7 +1,7 @@
 """OpenCV's Viola-Jones frontal-face Haar cascade: a fallback detector (boxes, no landmarks).
 
-It misses more faces than RetinaFace (38/43 on the dlib photos, DESIGN.md) and is slower,
-but needs only OpenCV 4 (OpenCV 5 dropped ``CascadeClassifier``: there this detector
+It misses more faces than RetinaFace (38/43 on the dlib photos, measured with OpenCV 4) and is
+slower, but needs only OpenCV 4 (OpenCV 5 dropped ``CascadeClassifier``: there this detector
 explains that and the others remain).  OpenCV 5 wheels ship no cascade XML files either, so
 the file is looked for in this order: the ``cascade_path`` argument, ``$FERKIT_HAAR_CASCADE``,
 ``cv2.data.haarcascades`` (OpenCV 4 wheels), then the Debian/Ubuntu ``opencv-data``
