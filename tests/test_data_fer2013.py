@@ -201,6 +201,6 @@ def test_binary_or_broken_files_are_one_line_errors(tmp_path, capsys, content, m
     path.write_bytes(content)
     with pytest.raises(DataError, match=message):
         open_fer2013(path)
-    assert main(["data", "check", str(path), "--format", "fer2013"]) == 2
+    assert main(["data", "check", str(path), "--data-format", "fer2013"]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1, err
