@@ -157,7 +157,7 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
 
 
 def fit_checkpoint_temperature(checkpoint: str | Path, dataset: Any, *, batch_size: int = 64,
-                               device: str = "cpu", write: bool = True) -> dict[str, Any]:
+                               device: str = "auto", write: bool = True) -> dict[str, Any]:
     """Fit the temperature of ``checkpoint`` on ``dataset`` (a held-out split) and, with
     ``write``, store it in the checkpoint's ``config.json`` (replaced atomically).
 
@@ -171,8 +171,10 @@ def fit_checkpoint_temperature(checkpoint: str | Path, dataset: Any, *, batch_si
         resolve_checkpoint_dir,
         update_config,
     )
+    from ferkit.devices import resolve_device
     from ferkit.evaluation import model_inputs, predict_logits
 
+    device = resolve_device(device)  # an unavailable device fails before the model loads
     directory = resolve_checkpoint_dir(checkpoint)
     model = load_checkpoint(directory, map_location=device)
     data, labels, _ = model_inputs(model, dataset)

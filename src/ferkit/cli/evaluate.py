@@ -121,7 +121,7 @@ def register(app: typer.Typer) -> None:
         split: Annotated[str, typer.Option(
             "--split", help="held-out split to fit on (never the one you report)")] = "val",
         batch_size: Annotated[int, typer.Option("--batch-size", "-b")] = 64,
-        device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:1 …")] = "cpu",
+        device: DeviceOpt = "auto",
         dry_run: Annotated[bool, typer.Option(
             "--dry-run", help="fit and print, but leave config.json as it is")] = False,
         option: OptionOpt = None,
