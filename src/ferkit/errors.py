@@ -26,3 +26,8 @@ class DataError(FerkitError):
 
 class InputError(FerkitError):
     """An image, video or other input that cannot be used."""
+
+
+class ColorOrderWarning(UserWarning):
+    """A numpy colour image was given without saying its channel order (``color="rgb"`` or
+    ``color="bgr"``) and was read as RGB."""

@@ -134,13 +134,14 @@ class FaceExplanation:
 def explain(recognizer: Any, image: Any, *, method: str = "gradcam",
             target: TargetLike = None, target_layer: nn.Module | str | None = None,
             boxes: Sequence[Sequence[float]] | None = None,
-            detect: bool = True) -> list[FaceExplanation]:
-    """Detect, align and explain every face in ``image`` (path, bytes, PIL or RGB array).
+            detect: bool = True, color: str | None = None) -> list[FaceExplanation]:
+    """Detect, align and explain every face in ``image`` (path, bytes, PIL or array).
 
     The faces, crops and preprocessing are the Recognizer's own
     (``detect_and_align`` → ``preprocess``), so the probabilities match ``recognizer(image)``
     and the maps explain exactly the crops it classified.  ``boxes``/``detect`` are passed
-    to ``detect_and_align`` (known face boxes; ``detect=False`` for an already-cropped face).
+    to ``detect_and_align`` (known face boxes; ``detect=False`` for an already-cropped face);
+    ``color`` is the channel order of a numpy ``image``, as for the Recognizer.
 
     Example:
         >>> import ferkit
@@ -150,7 +151,7 @@ def explain(recognizer: Any, image: Any, *, method: str = "gradcam",
         >>> faces = explain(rec, "photo.jpg", method="gradcam++")     # doctest: +SKIP
         >>> face_figure(faces[0]).save("face0.png")                    # doctest: +SKIP
     """
-    aligned = recognizer.detect_and_align(image, boxes=boxes, detect=detect)
+    aligned = recognizer.detect_and_align(image, boxes=boxes, detect=detect, color=color)
     return explain_aligned(recognizer, aligned, method=method, target=target,
                            target_layer=target_layer)
 

@@ -87,15 +87,17 @@ def face_figure(explanation: FaceExplanation, *, max_maps: int = 8, dpi: int = 1
 
 
 def overlay_on_image(image: Any, explanations: Sequence[FaceExplanation],
-                     map_name: str | None = None, *, alpha: float = 0.45) -> Image.Image:
+                     map_name: str | None = None, *, alpha: float = 0.45,
+                     color: str | None = None) -> Image.Image:
     """Every face's map projected onto the photo through its alignment matrix, with the
     face boxes, labels and a 0–1 colour bar on the right.
 
-    ``map_name`` picks the map (default: each explanation's ``primary_map``).
+    ``map_name`` picks the map (default: each explanation's ``primary_map``); ``color`` is
+    the channel order of a numpy ``image`` (``"rgb"`` or ``"bgr"``), as for the Recognizer.
     """
     from ferkit.inference.io import load_image
 
-    rgb = load_image(image)
+    rgb = load_image(image, color=color)
     height, width = rgb.shape[:2]
     combined = np.zeros((height, width), np.float32)
     inside = np.zeros((height, width), bool)

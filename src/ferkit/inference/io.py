@@ -15,6 +15,7 @@ unusable raises :class:`~ferkit.errors.InputError` naming the file and the probl
 from __future__ import annotations
 
 import io
+import sys
 import threading
 import warnings
 from pathlib import Path
@@ -23,13 +24,19 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ferkit.errors import InputError
+from ferkit.errors import ColorOrderWarning, InputError
 
 #: Largest image (width x height) decoded by default: ~179 megapixels, PIL's own error limit.
 #: Pass ``max_pixels=`` to :func:`load_image` to change it per call.
 MAX_PIXELS = 2 * 89_478_485
 
 ImageSource = str | Path | bytes | bytearray | memoryview | Image.Image | np.ndarray
+
+#: Channel orders a numpy colour image may come in; ``None`` means "not said" (read as RGB,
+#: with a :class:`~ferkit.errors.ColorOrderWarning`).
+COLORS = ("rgb", "bgr")
+
+_PACKAGE_DIR = str(Path(__file__).resolve().parents[1])
 
 # PIL's process-wide bomb limit is switched off while ferkit applies its own per-call limit.
 _PIL_LIMIT_LOCK = threading.Lock()
@@ -57,7 +64,7 @@ _SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
 )
 
 
-def load_image(source: ImageSource, *, color: str = "rgb",
+def load_image(source: ImageSource, *, color: str | None = None,
                max_pixels: int | None = MAX_PIXELS, name: str | None = None) -> np.ndarray:
     """Read ``source`` as an ``HxWx3`` uint8 RGB array.
 
@@ -66,6 +73,9 @@ def load_image(source: ImageSource, *, color: str = "rgb",
             ``HxWx1``, ``HxWx3`` or ``HxWx4``; uint8, uint16, or float in [0, 1]).
         color: channel order of a numpy ``source``: ``"rgb"`` or ``"bgr"`` (OpenCV's
             ``imread``/``VideoCapture`` order).  Files and PIL images carry their own.
+            Left out for a colour array, the array is read as RGB and a
+            :class:`~ferkit.errors.ColorOrderWarning` says so (an array cannot tell its
+            channel order, and guessing wrong changes the answers silently).
         max_pixels: refuse images with more pixels than this (decompression bombs);
             ``None`` for no limit.
         name: how to call the image in error messages (default: the path, or the type).
@@ -79,8 +89,8 @@ def load_image(source: ImageSource, *, color: str = "rgb",
         >>> load_image(bgr, color="bgr")[0, 0].tolist()
         [0, 0, 255]
     """
-    if color not in ("rgb", "bgr"):
-        raise InputError(f"color must be 'rgb' or 'bgr', not {color!r}")
+    if color is not None and color not in COLORS:
+        raise InputError(f"color must be 'rgb' or 'bgr' (OpenCV arrays), not {color!r}")
     if isinstance(source, np.ndarray):
         return _from_array(source, color=color, name=name or "the image array")
     if isinstance(source, Image.Image):
@@ -187,7 +197,7 @@ def _to_rgb(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("RGB"), dtype=np.uint8)
 
 
-def _from_array(array: np.ndarray, *, color: str, name: str) -> np.ndarray:
+def _from_array(array: np.ndarray, *, color: str | None, name: str) -> np.ndarray:
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[..., 0]
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
@@ -196,6 +206,8 @@ def _from_array(array: np.ndarray, *, color: str, name: str) -> np.ndarray:
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise InputError(f"{name} has no pixels (shape {array.shape})")
     array = _to_uint8(array, name=name)
+    if array.ndim == 3 and color is None:
+        _warn_color_unsaid()
     if array.ndim == 2:
         return np.repeat(array[..., None], 3, axis=2)
     if array.shape[2] == 4:
@@ -204,6 +216,18 @@ def _from_array(array: np.ndarray, *, color: str, name: str) -> np.ndarray:
     if color == "bgr":
         array = array[..., ::-1]
     return np.ascontiguousarray(array)
+
+
+def _warn_color_unsaid() -> None:
+    """Warn, pointing at the caller's own line (the first frame outside ferkit), so the
+    default warning filter shows it once per call site rather than once per image."""
+    level, frame = 2, sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        level, frame = level + 1, frame.f_back
+    warnings.warn(
+        "ferkit read a numpy image array as RGB. Arrays from OpenCV (cv2.imread, "
+        "VideoCapture) are BGR: pass color='bgr' for them, or color='rgb' to confirm the "
+        "order and silence this warning", ColorOrderWarning, stacklevel=level)
 
 
 def _to_uint8(array: np.ndarray, *, name: str) -> np.ndarray:

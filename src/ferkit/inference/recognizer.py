@@ -62,7 +62,7 @@ class Recognizer:
         >>> import ferkit, numpy as np
         >>> rec = ferkit.Recognizer(ferkit.create_model("baseline", backbone="resnet10t",
         ...                                             input_size=(3, 64, 64)))
-        >>> res = rec(np.zeros((64, 64, 3), np.uint8), detect=False)
+        >>> res = rec(np.zeros((64, 64, 3), np.uint8), color="rgb", detect=False)
         >>> len(res.faces), round(sum(res.faces[0].probs.values()), 4)
         (1, 1.0)
     """
@@ -135,7 +135,7 @@ class Recognizer:
     def label_names(self) -> tuple[str, ...]:
         return self.config.label_names
 
-    def __call__(self, images: ImageSource | Sequence[ImageSource], *, color: str = "rgb",
+    def __call__(self, images: ImageSource | Sequence[ImageSource], *, color: str | None = None,
                  boxes: Sequence[BoxLike] | Sequence[Sequence[BoxLike] | None] | None = None,
                  detect: bool = True, top_k: int | None = None,
                  batch_size: int | None = None) -> ImageResult | list[ImageResult]:
@@ -144,7 +144,9 @@ class Recognizer:
         Args:
             images: a path, bytes, PIL image or numpy array, or a list (tuple, generator)
                 of them.
-            color: channel order of numpy inputs, ``"rgb"`` or ``"bgr"``.
+            color: channel order of numpy inputs: ``"rgb"``, or ``"bgr"`` for OpenCV
+                arrays (``cv2.imread``, ``VideoCapture``).  Left out, a colour array is
+                read as RGB with a :class:`~ferkit.errors.ColorOrderWarning`.
             boxes: known faces instead of running the detector: for one image a list of
                 ``(x1, y1, x2, y2)``; for a list of images, one such list (or ``None`` to
                 detect) per image.
@@ -166,7 +168,7 @@ class Recognizer:
                                         top_k=top_k, batch_size=batch_size, raise_errors=True))
         return result
 
-    def iter_results(self, images: Iterable[ImageSource], *, color: str = "rgb",
+    def iter_results(self, images: Iterable[ImageSource], *, color: str | None = None,
                      boxes: Sequence[Sequence[BoxLike] | None] | None = None,
                      detect: bool = True, top_k: int | None = None,
                      batch_size: int | None = None, raise_errors: bool = False,
@@ -198,7 +200,8 @@ class Recognizer:
                                           "images; give one list of boxes (or None) per image")
                     image = load_image(source, color=color, name=name)
                     faces = self.detect_and_align(
-                        image, boxes=None if boxes is None else boxes[i], detect=detect)
+                        image, boxes=None if boxes is None else boxes[i], detect=detect,
+                        color="rgb")
                 except InputError as exc:
                     if raise_errors:
                         raise
@@ -222,7 +225,7 @@ class Recognizer:
                 yield ImageResult(source=name, width=width, height=height, faces=results)
 
     def detect_and_align(self, image: ImageSource, *, boxes: Sequence[BoxLike] | None = None,
-                         detect: bool = True, color: str = "rgb") -> list[AlignedFace]:
+                         detect: bool = True, color: str | None = None) -> list[AlignedFace]:
         """Every face of ``image`` as an :class:`~ferkit.faces.AlignedFace`, cropped as the
         model's config asks (``alignment``, ``face_margin``, ``input_size``)."""
         return detect_and_align(image, self.config.data,

@@ -220,7 +220,7 @@ class _Service:
 
     def _predict_batch(self, images: list[np.ndarray]) -> list[Any]:
         try:
-            return list(self.recognizer(images))
+            return list(self.recognizer(images, color="rgb"))
         except Exception:
             if len(images) == 1:
                 raise
@@ -228,7 +228,7 @@ class _Service:
         results: list[Any] = []
         for image in images:
             try:
-                results.append(self.recognizer([image])[0])
+                results.append(self.recognizer([image], color="rgb")[0])
             except Exception as exc:
                 results.append(exc)
         return results
@@ -237,7 +237,8 @@ class _Service:
         """Faces found and aligned for an explanation: the model thread's explain lane,
         one turn per ``PREDICT_WEIGHT`` predict batches."""
         return await asyncio.get_running_loop().run_in_executor(
-            self.explain_lane, functools.partial(self.recognizer.detect_and_align, image))
+            self.explain_lane, functools.partial(self.recognizer.detect_and_align, image,
+                                                  color="rgb"))
 
     async def explain_faces(self, fn: Callable[[Any], Any]) -> Any:
         """``fn(explainer)`` in the explain thread."""
@@ -336,11 +337,11 @@ def _warm_up(recognizer: Any) -> None:
     image = load_image(WARMUP_FACE)
     labels = list(recognizer.config.label_names)
     try:
-        result = recognizer([image])[0]
+        result = recognizer([image], color="rgb")[0]
         if not result.faces and not getattr(result, "error", None):
             log.warning("the face detector found no face in the warm-up photo; "
                         "warming up the model on the known face box instead")
-            result = recognizer([image], boxes=[[WARMUP_FACE_BOX]])[0]
+            result = recognizer([image], boxes=[[WARMUP_FACE_BOX]], color="rgb")[0]
     except Exception as exc:
         raise FerkitError(f"the model failed on the warm-up face ({type(exc).__name__}: "
                           f"{exc}); check the checkpoint's config.json (mean, std, "
@@ -406,7 +407,7 @@ def _warm_up_explainer(explainer: Any) -> None:
     from ferkit.inference.io import load_image
 
     try:
-        face = explainer.detect_and_align(load_image(WARMUP_FACE))
+        face = explainer.detect_and_align(load_image(WARMUP_FACE), color="rgb")
         explain_aligned(explainer, face, method="gradcam")
     except Exception as exc:  # the first request will say what is wrong, as a 4xx/5xx
         log.warning("explanations did not warm up (%s: %s)", type(exc).__name__, exc)
@@ -916,8 +917,8 @@ def _install_routes(app: FastAPI, settings: ServeSettings) -> None:
 
                     def draw() -> bytes:
                         buf = io.BytesIO()
-                        overlay_on_image(image, explanations, map_name=map_name).save(buf,
-                                                                                      "PNG")
+                        overlay_on_image(image, explanations, map_name=map_name,
+                                         color="rgb").save(buf, "PNG")
                         return buf.getvalue()
 
                     # Drawing needs no model: the decoding pool does it, off the model thread.

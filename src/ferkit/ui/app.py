@@ -60,7 +60,7 @@ def _read_photo(data: bytes) -> np.ndarray:
 def _show_column(column: Any, name: str, image: np.ndarray, method: str) -> None:
     column.subheader(PurePath(name).name or name)  # a checkpoint folder: its own name
     recognizer = load_recognizer(name)
-    result = recognizer(image)
+    result = recognizer(image, color="rgb")
     column.image(draw_results(image, result), width="stretch")
     if not result.faces:
         column.info("No face found in this photo.")
@@ -75,9 +75,9 @@ def _show_column(column: Any, name: str, image: np.ndarray, method: str) -> None
         except ImportError:
             column.warning("Attention maps need ferkit.explain (not in this build).")
             return
-        explanations = explain(recognizer, image, method=method)
-        column.image(overlay_on_image(image, explanations), caption=f"{method} overlay",
-                     width="stretch")
+        explanations = explain(recognizer, image, method=method, color="rgb")
+        column.image(overlay_on_image(image, explanations, color="rgb"),
+                     caption=f"{method} overlay", width="stretch")
 
 
 def main() -> None:
