@@ -230,7 +230,7 @@ def test_unreadable_videos_say_what_is_wrong(tmp_path):
     with pytest.raises(InputError, match="is a directory"):
         video.open_video(tmp_path)
     src = _write_video(tmp_path / "ok.avi", _two_squares(2))
-    with pytest.raises(FerkitError, match="use a .mp4"):
+    with pytest.raises(FerkitError, match="use a .webm"):
         analyze_video(src, SquareFinder(lambda i: (1, 0, 0)), out=tmp_path / "x.gif")
 
 

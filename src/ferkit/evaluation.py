@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader, Subset
 
 from ferkit.errors import FerkitError
 from ferkit.labels import CANONICAL, CANONICAL_INDEX
+from ferkit.progress import track
 
 
 @dataclass(frozen=True)
@@ -211,7 +212,7 @@ def predict_logits(model: nn.Module, dataset, *, batch_size: int = 64, tta: str 
     model = model.to(device).eval()
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     chunks = []
-    for x, _ in loader:
+    for x, _ in track(loader, description="evaluating (batches)"):
         x = x.to(device)
         views = [model(x).logits.float()]
         if tta == "flip":
@@ -317,7 +318,7 @@ def compare(checkpoints: Sequence[str | Path], dataset, *, batch_size: int = 64,
 
     device = resolve_device(device)
     reports = []
-    for ckpt in checkpoints:
+    for ckpt in track(checkpoints, description="models"):
         model = load_checkpoint(ckpt, map_location=device)
         reports.append(evaluate(model, dataset, batch_size=batch_size, tta=tta, device=device,
                                 meta={"checkpoint": str(ckpt)}))

@@ -20,6 +20,9 @@ BackendOpt = Annotated[str, typer.Option(
     "or auto (on CPU: times both once per set of weights and keeps the faster, worth it for "
     "big folders and videos)")]
 
+#: ``-q``: no progress bars (they are also off when stderr is not a terminal).
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")]
+
 
 def check_choice(value: str, choices: Sequence[str] = ("human", "json", "quiet"), *,
                  option: str = "--format") -> str:

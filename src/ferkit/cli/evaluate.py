@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ferkit.cli._options import DeviceOpt, check_choice
+from ferkit.cli._options import DeviceOpt, QuietOpt, check_choice
 
 DataOpt = Annotated[str, typer.Option("--data", "-d", help="dataset path (or 'fake' for a "
                                       "synthetic smoke-test set)")]
@@ -33,9 +33,12 @@ def _open(data: str, data_format: str | None, split: str, options: list[str] | N
         if not sep:
             raise FerkitError(f"--option expects key=value, got {item!r}")
         parsed[key] = yaml.safe_load(value)
-    if data == "fake":
-        return open_split({"format": "fake", "options": parsed}, split)
-    return open_split({"format": data_format, "source": data, "options": parsed}, split)
+    from ferkit.progress import task
+
+    with task(f"reading {data} ({split})"):
+        if data == "fake":
+            return open_split({"format": "fake", "options": parsed}, split)
+        return open_split({"format": data_format, "source": data, "options": parsed}, split)
 
 
 def _check_temperature(temperature: float | None) -> None:
@@ -68,6 +71,7 @@ def register(app: typer.Typer) -> None:
             "calibrated one (1 = uncalibrated)")] = None,
         option: OptionOpt = None,
         format: FormatOpt = "human",
+        quiet: QuietOpt = False,
     ) -> None:
         """Accuracy, mean class accuracy, macro F1, per-class metrics, the confusion matrix
         and calibration (ECE over 15 bins, NLL; also at temperature 1 for a calibrated model).
@@ -87,14 +91,17 @@ def register(app: typer.Typer) -> None:
         from ferkit.checkpoint import load_checkpoint
         from ferkit.devices import resolve_device
         from ferkit.evaluation import evaluate as run_evaluation
+        from ferkit.progress import progress_display
 
         check_choice(format)
         _check_temperature(temperature)
         device = resolve_device(device)  # an unavailable device fails before the model loads
-        model = load_checkpoint(checkpoint, map_location=device)
-        dataset = _open(data, data_format, split, option)
-        report = run_evaluation(model, dataset, batch_size=batch_size, tta=tta, device=device,
-                                meta={"checkpoint": checkpoint}, temperature=temperature)
+        with progress_display(quiet=quiet):
+            model = load_checkpoint(checkpoint, map_location=device)
+            dataset = _open(data, data_format, split, option)
+            report = run_evaluation(model, dataset, batch_size=batch_size, tta=tta,
+                                    device=device, meta={"checkpoint": checkpoint},
+                                    temperature=temperature)
         if json_out is not None:
             atomic.write_text(json_out, report.to_json())
         if confusion is not None:
@@ -126,6 +133,7 @@ def register(app: typer.Typer) -> None:
             "--dry-run", help="fit and print, but leave config.json as it is")] = False,
         option: OptionOpt = None,
         format: FormatOpt = "human",
+        quiet: QuietOpt = False,
     ) -> None:
         """Fit the softmax temperature on a held-out split and store it in config.json.
 
@@ -140,11 +148,13 @@ def register(app: typer.Typer) -> None:
           ferkit calibrate runs/fer/best --data ferplus/fer2013new.csv --dry-run
         """
         from ferkit.calibration import fit_checkpoint_temperature
+        from ferkit.progress import progress_display
 
         check_choice(format)
-        dataset = _open(data, data_format, split, option)
-        result = fit_checkpoint_temperature(checkpoint, dataset, batch_size=batch_size,
-                                            device=device, write=not dry_run)
+        with progress_display(quiet=quiet):
+            dataset = _open(data, data_format, split, option)
+            result = fit_checkpoint_temperature(checkpoint, dataset, batch_size=batch_size,
+                                                device=device, write=not dry_run)
         if format == "json":
             print(json.dumps(result, indent=2))
         elif format == "quiet":
@@ -167,6 +177,7 @@ def register(app: typer.Typer) -> None:
         device: DeviceOpt = "auto",
         option: OptionOpt = None,
         format: FormatOpt = "human",
+        quiet: QuietOpt = False,
     ) -> None:
         """Evaluate several checkpoints on the same data and print one table.
 
@@ -179,12 +190,14 @@ def register(app: typer.Typer) -> None:
         from ferkit.devices import resolve_device
         from ferkit.evaluation import compare as run_compare
         from ferkit.evaluation import comparison_table
+        from ferkit.progress import progress_display
 
         check_choice(format)
         device = resolve_device(device)
-        dataset = _open(data, data_format, split, option)
-        reports = run_compare(checkpoints, dataset, batch_size=batch_size, tta=tta,
-                              device=device)
+        with progress_display(quiet=quiet):
+            dataset = _open(data, data_format, split, option)
+            reports = run_compare(checkpoints, dataset, batch_size=batch_size, tta=tta,
+                                  device=device)
         if format == "json":
             print(json.dumps([r.to_dict() for r in reports], indent=2))
         elif format == "quiet":

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ferkit.cli._options import DeviceOpt, ModelOpt, check_choice
+from ferkit.cli._options import DeviceOpt, ModelOpt, QuietOpt, check_choice
 
 FormatOpt = Annotated[
     str, typer.Option("--format", "-f", help="human (one line per file), json, or quiet")
@@ -47,6 +47,7 @@ def register(app: typer.Typer) -> None:
                             ] = "retinaface",
         device: DeviceOpt = "auto",
         format: FormatOpt = "human",
+        quiet: QuietOpt = False,
     ) -> None:
         """Explain every face in a photo: one figure per face (crop, heat map with colour
         bar, per-head maps for DAN, class probabilities).
@@ -63,11 +64,14 @@ def register(app: typer.Typer) -> None:
         from ferkit.atomic import atomic_path
         from ferkit.explain import explain
         from ferkit.explain.visualize import face_figure, overlay_on_image
+        from ferkit.progress import progress_display, task
 
         check_choice(format)
-        recognizer = ferkit.Recognizer.from_pretrained(model, device=device, detector=detector)
-        explanations = explain(recognizer, path, method=method, target=target,
-                               target_layer=layer)
+        with progress_display(quiet=quiet), task(f"explaining {path} ({method})"):
+            recognizer = ferkit.Recognizer.from_pretrained(model, device=device,
+                                                           detector=detector)
+            explanations = explain(recognizer, path, method=method, target=target,
+                                   target_layer=layer)
         if not explanations:
             print(f"no face found in {path}")
             raise typer.Exit(1)
@@ -107,6 +111,7 @@ def register(app: typer.Typer) -> None:
             "--max-samples", help="random subset size (t-SNE is quadratic)")] = 2000,
         seed: Annotated[int, typer.Option("--seed")] = 0,
         format: FormatOpt = "human",
+        quiet: QuietOpt = False,
     ) -> None:
         """2-D projection of a model's embeddings, coloured by class, with class centres
         (learned centres when the weights hold them, else class means): PNG + CSV.
@@ -119,11 +124,14 @@ def register(app: typer.Typer) -> None:
         """
         from ferkit.data import open_dataset
         from ferkit.explain.embeddings import embed_checkpoint
+        from ferkit.progress import progress_display, task
 
         check_choice(format)
-        dataset = open_dataset(data, format=data_format, split=split)
-        result = embed_checkpoint(checkpoint, dataset, out, method=method,
-                                  max_samples=max_samples, seed=seed)
+        with progress_display(quiet=quiet):
+            with task(f"reading {data} ({split})"):
+                dataset = open_dataset(data, format=data_format, split=split)
+            result = embed_checkpoint(checkpoint, dataset, out, method=method,
+                                      max_samples=max_samples, seed=seed)
         _report([{"png": str(result.png), "csv": str(result.csv),
                   "samples": result.num_samples, "accuracy": result.accuracy}], format,
                 [f"{result.num_samples} samples (accuracy {result.accuracy:.1%}) → "

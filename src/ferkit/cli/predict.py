@@ -7,14 +7,16 @@ and :func:`ferkit.inference.annotate.draw_results`).
 from __future__ import annotations
 
 import csv
+import glob
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from ferkit.cli._options import BackendOpt, DeviceOpt, ModelOpt
+from ferkit.cli._options import BackendOpt, DeviceOpt, ModelOpt, QuietOpt
 from ferkit.inference.files import DEFAULT_MAX_BYTES, printable
 
 FORMATS = ("human", "json", "csv", "quiet")
@@ -39,7 +41,8 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="same as --format json")] = False,
         as_csv: Annotated[bool, typer.Option("--csv", help="same as --format csv")] = False,
         annotate: Annotated[Path | None, typer.Option(
-            help="write a copy of each image with boxes and labels into this folder")] = None,
+            help="write a copy of each image with numbered boxes and labels into this "
+            "folder (sub-folders as in the input)")] = None,
         batch_size: Annotated[int, typer.Option(min=1, help="faces per model call")] = 16,
         no_detect: Annotated[bool, typer.Option(
             "--no-detect", help="each image is one already-cropped face")] = False,
@@ -48,6 +51,7 @@ def register(app: typer.Typer) -> None:
         max_file_size: Annotated[float, typer.Option(
             "--max-file-size", min=0.001, help="largest image file read, in MB")
         ] = DEFAULT_MAX_BYTES / 2**20,
+        quiet: QuietOpt = False,
     ) -> None:
         """Find every face in images and recognise its expression.
 
@@ -77,7 +81,7 @@ def register(app: typer.Typer) -> None:
         status = run_predict(paths, model=model, detector=detector, top_k=top_k, fmt=fmt,
                              annotate=annotate, batch_size=batch_size, detect=not no_detect,
                              device=device, backend=backend,
-                             max_bytes=round(max_file_size * 2**20))
+                             max_bytes=round(max_file_size * 2**20), quiet=quiet)
         if status:
             raise typer.Exit(status)
 
@@ -86,12 +90,24 @@ def run_predict(paths: list[str], *, model: str = "default", detector: str = "re
                 top_k: int = 3, fmt: str = "human", annotate: Path | None = None,
                 batch_size: int = 16, detect: bool = True, device: str = "auto",
                 backend: str = "torch", max_bytes: int | None = DEFAULT_MAX_BYTES, out=None,
-                err=None) -> int:
+                err=None, quiet: bool = False) -> int:
     """The body of ``ferkit predict``; returns the exit status (1 if any input failed)."""
+    from ferkit.progress import progress_display
+
+    with progress_display(quiet=quiet):
+        return _run_predict(paths, model=model, detector=detector, top_k=top_k, fmt=fmt,
+                            annotate=annotate, batch_size=batch_size, detect=detect,
+                            device=device, backend=backend, max_bytes=max_bytes, out=out,
+                            err=err)
+
+
+def _run_predict(paths, *, model, detector, top_k, fmt, annotate, batch_size, detect,
+                 device, backend, max_bytes, out, err) -> int:
     from ferkit.atomic import make_dirs
     from ferkit.errors import FerkitError
     from ferkit.inference.files import find_images
     from ferkit.inference.recognizer import Recognizer
+    from ferkit.progress import task, track
 
     out = out or sys.stdout
     err = err or sys.stderr
@@ -99,14 +115,16 @@ def run_predict(paths: list[str], *, model: str = "default", detector: str = "re
     if not files:
         details = "; ".join(message for _, message in failures) or "no paths given"
         raise FerkitError(printable(f"no images to read: {details}"))
-    recognizer = Recognizer.from_pretrained(model, device=device, detector=detector,
-                                            backend=backend, batch_size=batch_size)
+    with task(f"loading {model}"):
+        recognizer = Recognizer.from_pretrained(model, device=device, detector=detector,
+                                                backend=backend, batch_size=batch_size)
     if annotate is not None:
         make_dirs(annotate)
+        roots, taken = _input_roots(paths), set()
     writer = _Writer(fmt, out, recognizer.label_names, top_k)
     ok = faces = faceless = 0
-    names: set[str] = set()
-    for result in recognizer.iter_results(files, detect=detect, top_k=None):
+    results = recognizer.iter_results(files, detect=detect, top_k=None)
+    for result in track(results, description="images", total=len(files)):
         if result.error is not None:
             failures.append((result.source, result.error))
         else:
@@ -114,7 +132,7 @@ def run_predict(paths: list[str], *, model: str = "default", detector: str = "re
             faces += len(result.faces)
             faceless += not result.faces
             if annotate is not None:
-                _write_annotated(result, annotate, names)
+                _write_annotated(result, annotated_path(result.source, roots, annotate, taken))
         writer.write(result)
     writer.close()
     if fmt == "human":
@@ -195,17 +213,45 @@ def _shorten(text: str, width: int) -> str:
     return text if len(text) <= width else "…" + text[-(width - 1):]
 
 
-def _write_annotated(result, folder: Path, taken: set[str]) -> None:
+def _input_roots(paths: list[str]) -> list[str]:
+    """The folder each command-line input names: a folder itself, a file's folder, a
+    glob's fixed leading folders (``shots/**/*.png`` → ``shots``)."""
+    roots = []
+    for path in paths:
+        parts = Path(path).parts
+        fixed = next((i for i, part in enumerate(parts) if glob.has_magic(part)), None)
+        if fixed is not None:
+            root = Path(*parts[:fixed]) if fixed else Path(".")
+        else:
+            root = Path(path) if os.path.isdir(path) else Path(path).parent
+        roots.append(os.path.abspath(root))
+    return roots
+
+
+def annotated_path(source: str, roots: list[str], folder: Path, taken: set[Path]) -> Path:
+    """Where ``ferkit predict --annotate FOLDER`` writes the copy of ``source``: its path
+    below the input folder it was found in (sub-folders kept, so same-named files never
+    overwrite each other), under ``FOLDER``.  JPEG and PNG keep their name; other formats
+    get ``.png`` appended (``scan.bmp`` → ``scan.bmp.png``); a name two inputs would still
+    share (the same file name given from two folders) gets ``-1``, ``-2`` … added."""
+    absolute = os.path.abspath(source)
+    inside = [r for r in roots if os.path.commonpath([r, absolute]) == r]
+    root = max(inside, key=len) if inside else os.path.dirname(absolute)
+    relative = Path(os.path.relpath(absolute, root))
+    if relative.suffix.lower() not in (".jpg", ".jpeg", ".png"):
+        relative = relative.with_name(relative.name + ".png")
+    target, n = folder / relative, 1
+    while target in taken:
+        target, n = folder / relative.with_name(f"{relative.stem}-{n}{relative.suffix}"), n + 1
+    taken.add(target)
+    return target
+
+
+def _write_annotated(result, target: Path) -> None:
     from ferkit.atomic import atomic_path
     from ferkit.inference.annotate import draw_results
     from ferkit.inference.io import load_image
 
-    source = Path(result.source)
-    suffix = ".png" if source.suffix.lower() == ".png" else ".jpg"
-    name, n = source.stem + suffix, 1
-    while name in taken:  # same file name from different folders
-        name, n = f"{source.stem}-{n}{suffix}", n + 1
-    taken.add(name)
     # One label line per face: crowded photos stay readable.
-    with atomic_path(folder / name) as tmp:
-        draw_results(load_image(source), result, top_k=1).save(tmp, quality=90)
+    with atomic_path(target) as tmp:
+        draw_results(load_image(result.source), result, top_k=1).save(tmp, quality=90)

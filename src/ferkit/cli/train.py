@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from ferkit.cli._options import QuietOpt
+
 
 def register(app: typer.Typer) -> None:
     @app.command()
@@ -38,6 +40,10 @@ def register(app: typer.Typer) -> None:
         num_nodes: Annotated[int | None, typer.Option(
             "--num-nodes", min=1, help="nodes (same as --set trainer.num_nodes=N; under "
                                        "torchrun/SLURM: the launcher's)")] = None,
+        quiet: QuietOpt = False,
+        verbose: Annotated[bool, typer.Option(
+            "--verbose", "-v", help="also Lightning's own messages and model summary")
+        ] = False,
     ) -> None:
         """Train a model from a recipe; writes best/ and last/ checkpoints into the run dir.
 
@@ -81,10 +87,12 @@ def register(app: typer.Typer) -> None:
         if recipe is None and not resume:
             raise FerkitError("give --recipe NAME|file.yaml (or --out RUN_DIR --resume); "
                               "`ferkit train --list` shows the shipped recipes")
+        from ferkit.progress import progress_display
         from ferkit.training.engine import train as run_training
 
-        result = run_training(recipe or "", out_dir=out, overrides=overrides, data=data,
-                              resume=resume)
+        with progress_display(quiet=quiet):
+            result = run_training(recipe or "", out_dir=out, overrides=overrides, data=data,
+                                  resume=resume, verbose=verbose)
         print(f"run directory: {result.run_dir}")
         if result.best_dir is not None:
             shown = ", ".join(f"{k} {v:.4f}" for k, v in result.best_metrics.items()

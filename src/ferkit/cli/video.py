@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ferkit.cli._options import BackendOpt, DeviceOpt, ModelOpt, check_choice
+from ferkit.cli._options import BackendOpt, DeviceOpt, ModelOpt, QuietOpt, check_choice
 
 AlphaOpt = Annotated[float, typer.Option(
     "--alpha", help="smoothing: weight of the newest frame in the per-face moving average "
@@ -26,7 +26,8 @@ def register(app: typer.Typer) -> None:
     def video(
         source: Annotated[str, typer.Argument(help="video file (mp4, avi, mov, mkv …)")],
         out: Annotated[str | None, typer.Option(
-            "--out", "-o", help="write an annotated copy (.mp4 or .avi)")] = None,
+            "--out", "-o", help="write an annotated copy: .webm (VP8, plays in browsers), "
+            ".mp4 (H.264 where this OpenCV has it, else mp4v), .avi or .mkv")] = None,
         csv: Annotated[str | None, typer.Option(
             "--csv", help="write per-frame, per-face results as CSV")] = None,
         every: Annotated[int, typer.Option(
@@ -37,37 +38,29 @@ def register(app: typer.Typer) -> None:
         alpha: AlphaOpt = 0.4,
         format: Annotated[str, typer.Option(
             "--format", "-f", help="human (summary), json, or quiet (nothing)")] = "human",
+        quiet: QuietOpt = False,
     ) -> None:
         """Find faces in a video, follow each one with a track id and smooth its expression.
 
         Examples:
 
-          ferkit video talk.mp4 --out talk_annotated.mp4 --csv talk.csv
+          ferkit video talk.mp4 --out talk_annotated.webm --csv talk.csv
 
           ferkit video long.mp4 --every 5 --csv long.csv --format json
         """
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
         from ferkit.inference.video import analyze_video, video_info
+        from ferkit.progress import progress_display, task
 
         check_choice(format)
         fps, total, (width, height) = video_info(source)
-        recognizer = _recognizer(model, device, backend)
-        progress = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
-                            MofNCompleteColumn(), TimeRemainingColumn(),
-                            transient=format != "human", disable=format == "quiet",
-                            console=None if format == "human" else _stderr_console())
-        with progress:
-            task = progress.add_task("frames", total=total or None)
-            summary = analyze_video(source, recognizer, out=out, csv_path=csv, every=every,
-                                    alpha=alpha,
-                                    on_frame=lambda index, result: progress.advance(task))
+        with progress_display(quiet=quiet or format == "quiet"):
+            with task(f"loading {model}"):
+                recognizer = _recognizer(model, device, backend)
+            with task("frames", total=total or None) as advance:
+                summary = analyze_video(source, recognizer, out=out, csv_path=csv, every=every,
+                                        alpha=alpha, on_frame=lambda index, result: advance())
+        if summary.note and format != "quiet":
+            print(f"note: {summary.note}", file=sys.stderr)
         if format == "json":
             print(json.dumps(summary.to_dict(), indent=2))
         elif format == "human":
@@ -78,9 +71,10 @@ def register(app: typer.Typer) -> None:
                 print(f"  track {track_id:>3}: frames {track['first_frame']}-"
                       f"{track['last_frame']} ({track['frames']} analysed), mostly "
                       f"{track['label']}")
-            for kind, path in (("annotated video", summary.out_path), ("CSV", summary.csv_path)):
-                if path:
-                    print(f"{kind}: {path}")
+            if summary.out_path:
+                print(f"annotated video: {summary.out_path} ({summary.codec})")
+            if summary.csv_path:
+                print(f"CSV: {summary.csv_path}")
 
     @app.command("webcam")
     def webcam(
@@ -109,8 +103,3 @@ def register(app: typer.Typer) -> None:
         shown = run_webcam(_recognizer(model, device, backend), camera=camera, alpha=alpha)
         print(f"{shown} frames", file=sys.stderr)
 
-
-def _stderr_console():
-    from rich.console import Console
-
-    return Console(stderr=True)

@@ -30,6 +30,7 @@ from ferkit.atomic import atomic_open, atomic_path, make_dirs
 from ferkit.data.base import FERDataset
 from ferkit.errors import FerkitError
 from ferkit.labels import CANONICAL
+from ferkit.progress import task, track
 
 
 @dataclass
@@ -79,7 +80,8 @@ def compute_embeddings(model: nn.Module, dataset: FERDataset, *, batch_size: int
     model = model.to(device).eval()
     feats, preds = [], []
     with torch.inference_mode():
-        for x, _ in DataLoader(subset, batch_size=batch_size, shuffle=False):
+        loader = DataLoader(subset, batch_size=batch_size, shuffle=False)
+        for x, _ in track(loader, description="embedding (batches)"):
             out = model(x.to(device))
             if out.embedding is None:
                 raise FerkitError(f"{cfg.architecture} returns no embedding to project")
@@ -133,7 +135,8 @@ def embed_checkpoint(checkpoint: str | Path, dataset: FERDataset, out_dir: str |
     if emb.centres is not None:
         # Fit the centres together with the samples: t-SNE cannot place new points later.
         points = np.concatenate([points, emb.centres])
-    xy = project_2d(points, method=method, seed=seed)
+    with task(f"{method} projection of {len(points)} points"):
+        xy = project_2d(points, method=method, seed=seed)
     n = len(emb.features)
     sample_xy = xy[:n]
     if emb.centres is not None:

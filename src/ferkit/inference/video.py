@@ -221,12 +221,17 @@ class VideoSummary:
     tracks: dict[int, dict[str, Any]] = field(default_factory=dict)
     out_path: str | None = None
     csv_path: str | None = None
+    #: how the annotated video was encoded (e.g. "VP8 in WebM"), and why, when it is not
+    #: the codec its file name asked for
+    codec: str | None = None
+    note: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"source": self.source, "fps": self.fps, "frames_read": self.frames_read,
                 "frames_processed": self.frames_processed, "faces": self.faces,
                 "tracks": {str(k): v for k, v in self.tracks.items()},
-                "out_path": self.out_path, "csv_path": self.csv_path}
+                "out_path": self.out_path, "csv_path": self.csv_path, "codec": self.codec,
+                "note": self.note}
 
 
 class StreamAnalyzer:
@@ -357,8 +362,9 @@ def analyze_video(
         recognizer: a :class:`ferkit.Recognizer` (or anything called as
             ``recognizer(frame_bgr, color="bgr") -> ImageResult``).
         out: write an annotated copy (boxes, track ids, smoothed labels) here; every frame
-            is written, skipped frames carry the latest annotations.  ``.mp4`` uses the
-            ``mp4v`` codec, ``.avi`` MJPG.
+            is written, skipped frames carry the latest annotations.  ``.webm`` is VP8
+            (plays in browsers), ``.mp4`` H.264 where this OpenCV has it, else mp4v (the
+            summary's ``note`` says so), ``.avi`` Motion JPEG (:data:`VIDEO_CODECS`).
         csv_path: write one row per face per processed frame: ``frame, time_s, track_id,
             x1, y1, x2, y2, label, score, detector_score`` then ``p_<class>`` (smoothed)
             and ``raw_<class>`` (this frame alone) for every class.
@@ -376,7 +382,10 @@ def analyze_video(
     summary = VideoSummary(source=str(source), fps=fps)
     analyzer = StreamAnalyzer(recognizer, alpha=alpha, iou_threshold=iou_threshold,
                               max_age=max_age)
-    writer = _open_writer(out, fps, (width, height)) if out is not None else None
+    writer = None
+    if out is not None:
+        writer, codec = _open_writer(out, fps, (width, height))
+        summary.codec, summary.note = codec.description, codec.note
     csv_file = None
     csv_writer = None
     latest: FrameResult | None = None
@@ -475,47 +484,98 @@ def _open_for_writing(path: str | Path):
         raise FerkitError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
+#: Codecs tried per output extension, best first: (fourcc, description, plays in browsers).
+#: The opencv-python wheels carry no H.264 encoder (licensing), but they do carry libvpx, so
+#: ``.webm`` (VP8; VP9 is ~2.4x slower to encode for the same use) is the browser-playable
+#: choice that always works offline; ``.mp4`` gets H.264 where the OpenCV build has it
+#: (a system or conda OpenCV with libx264/openh264), else mp4v, said in the summary's note.
+VIDEO_CODECS: dict[str, tuple[tuple[str, str, bool], ...]] = {
+    ".webm": (("VP80", "VP8 in WebM", True), ("VP90", "VP9 in WebM", True)),
+    ".mp4": (("avc1", "H.264 in MP4", True), ("mp4v", "MPEG-4 Part 2 (mp4v) in MP4", False)),
+    ".m4v": (("avc1", "H.264 in M4V", True), ("mp4v", "MPEG-4 Part 2 (mp4v) in M4V", False)),
+    ".mov": (("avc1", "H.264 in MOV", True), ("mp4v", "MPEG-4 Part 2 (mp4v) in MOV", False)),
+    ".avi": (("MJPG", "Motion JPEG in AVI", False),),
+    ".mkv": (("VP80", "VP8 in Matroska", False), ("MJPG", "Motion JPEG in Matroska", False)),
+}
+
+
+@dataclass(frozen=True)
+class VideoCodec:
+    """The codec a video was written with, and whether browsers play it."""
+
+    fourcc: str
+    description: str
+    browser_playable: bool
+    note: str | None = None
+
+
 def _open_writer(out: str | Path, fps: float, size: tuple[int, int]):
+    """``(cv2.VideoWriter, VideoCodec)`` for ``out``: the best codec its extension allows
+    in this OpenCV build (:data:`VIDEO_CODECS`)."""
     cv2 = _import_cv2()
     out = Path(out)
-    codecs = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
-    codec = codecs.get(out.suffix.lower())
-    if codec is None:
-        raise FerkitError(f"--out {out}: use a .mp4, .avi, .mov or .mkv file name")
+    choices = VIDEO_CODECS.get(out.suffix.lower())
+    if choices is None:
+        raise FerkitError(f"--out {out}: use a .webm (plays in browsers), .mp4, .avi, .mov or "
+                          ".mkv file name")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise FerkitError(f"cannot create {out.parent}: {exc.strerror or exc}") from exc
-    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*codec), fps or 25.0, size)
-    if not writer.isOpened():
-        raise FerkitError(f"cannot write video {out} with codec {codec} (this OpenCV build "
-                          "lacks the encoder or the folder is not writable); try a .avi name")
-    return writer
+    for rank, (fourcc, description, playable) in enumerate(choices):
+        # Probing an encoder the build lacks makes FFmpeg print errors: ours says it better.
+        with _quiet_opencv(cv2), _silenced_stderr():
+            writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*fourcc), fps or 25.0,
+                                     size)
+        if writer.isOpened():
+            note = None
+            if rank > 0:
+                wanted = choices[0][1]
+                note = (f"this OpenCV build cannot write {wanted}; wrote {description} "
+                        "instead" + ("" if playable else ", which most browsers do not play: "
+                                     "use a .webm name for a browser-playable video"))
+            return writer, VideoCodec(fourcc, description, playable, note)
+        writer.release()
+    raise FerkitError(f"cannot write video {out} with {' or '.join(c[1] for c in choices)} "
+                      "(this OpenCV build lacks the encoder, or the folder is not writable); "
+                      "try a .webm or .avi name")
+
+
+@contextlib.contextmanager
+def _silenced_stderr():
+    """Mute the process's stderr (file descriptor 2) for the block: FFmpeg writes there
+    directly, beyond Python's and OpenCV's loggers."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 # ------------------------------------------------------------------------------- drawing
 
-_PALETTE = [(66, 135, 245), (245, 130, 48), (60, 180, 75), (230, 25, 75), (145, 30, 180),
-            (70, 240, 240), (240, 50, 230), (210, 245, 60)]
-
-
 def draw_frame(frame_bgr: np.ndarray, faces: Sequence[TrackedFace]) -> np.ndarray:
-    """A copy of the frame with each face's box, track id and smoothed label drawn on it."""
-    cv2 = _import_cv2()
-    canvas = frame_bgr.copy()
-    thickness = max(1, round(min(canvas.shape[:2]) / 300))
-    for face in faces:
-        x1, y1, x2, y2 = (round(v) for v in face.face.box)
-        colour = _PALETTE[face.track_id % len(_PALETTE)]
-        cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, thickness)
-        text = f"#{face.track_id} {face.label} {face.score:.2f}"
-        scale = 0.4 + 0.2 * thickness
-        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
-        top = max(0, y1 - th - base - 2)
-        cv2.rectangle(canvas, (x1, top), (x1 + tw + 2, top + th + base + 2), colour, -1)
-        cv2.putText(canvas, text, (x1 + 1, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, scale,
-                    (255, 255, 255), thickness, cv2.LINE_AA)
-    return canvas
+    """A copy of the frame with each face's box, ``#track label score`` and landmarks,
+    drawn by :func:`ferkit.inference.annotate.draw_labelled_boxes` (the same look and label
+    placement as ``ferkit predict --annotate`` and the web page)."""
+    from ferkit.inference.annotate import LabelledBox, draw_labelled_boxes, label_colour
+
+    boxes = [LabelledBox(tuple(face.face.box), (f"#{face.track_id} {face.label} "
+                                                f"{face.score:.2f}",),
+                         label_colour(face.label), getattr(face.face, "landmarks", None))
+             for face in faces]
+    if not boxes:
+        return frame_bgr.copy()
+    drawn = draw_labelled_boxes(np.ascontiguousarray(frame_bgr[..., ::-1]), boxes)
+    return np.ascontiguousarray(np.asarray(drawn)[..., ::-1])
 
 
 # -------------------------------------------------------------------------------- webcam

@@ -22,9 +22,11 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime
 import importlib.util
+import logging
 import os
 import warnings
 from collections.abc import Mapping, Sequence
@@ -141,12 +143,21 @@ def resolve_precision(recipe: Recipe) -> str:
 
 
 def build_trainer(recipe: Recipe, run_dir: Path, *, callbacks: Sequence[Callback] = (),
-                  resume_step: int | None = None) -> tuple[L.Trainer, FerkitCheckpoint]:
+                  resume_step: int | None = None, verbose: bool = False,
+                  ) -> tuple[L.Trainer, FerkitCheckpoint]:
     """A Lightning ``Trainer`` configured from ``recipe.trainer``: strategy as-is, devices
     and nodes completed from a torchrun/SLURM launcher
     (:func:`~ferkit.training.distributed.resolve_topology`).  ``resume_step``: the global
-    step of the checkpoint a resumed run continues from (``metrics.csv`` keeps rows up to it)."""
+    step of the checkpoint a resumed run continues from (``metrics.csv`` keeps rows up to it).
+
+    The progress bar (rich, on stderr) shows when ``trainer.progress_bar`` is set and the
+    command line allows it (:func:`ferkit.progress.wanted`: not ``-q``, stderr a terminal);
+    the model summary only with ``verbose``.
+    """
+    from ferkit.progress import wanted
+
     t = recipe.trainer
+    show_bar = wanted(t.progress_bar)
     loggers: list[Any] = [_ResumableCSVLogger(run_dir, name="logs", version="",
                                               keep_until_step=resume_step)]
     if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX"):
@@ -159,8 +170,9 @@ def build_trainer(recipe: Recipe, run_dir: Path, *, callbacks: Sequence[Callback
                                      monitor=None, save_top_k=1, enable_version_counter=False,
                                      save_on_train_epoch_end=False)
     all_callbacks: list[Callback] = [ferkit_ckpt, lightning_ckpt, *callbacks]
-    if t.progress_bar:
-        all_callbacks.append(L.pytorch.callbacks.TQDMProgressBar(refresh_rate=10))
+    if show_bar:
+        all_callbacks.append(L.pytorch.callbacks.RichProgressBar(
+            refresh_rate=10, console_kwargs={"stderr": True}))
     trainer = L.Trainer(
         max_epochs=t.epochs,
         accelerator=t.accelerator,
@@ -178,8 +190,8 @@ def build_trainer(recipe: Recipe, run_dir: Path, *, callbacks: Sequence[Callback
         logger=loggers,
         callbacks=all_callbacks,
         plugins=[AtomicCheckpointIO()],
-        enable_progress_bar=t.progress_bar,
-        enable_model_summary=t.progress_bar,
+        enable_progress_bar=show_bar,
+        enable_model_summary=verbose,
         # The sanity check would consume RNG before epoch 0 but not on resume.
         num_sanity_val_steps=0,
         default_root_dir=run_dir,
@@ -196,6 +208,7 @@ def train(
     resume: bool = False,
     datasets: Mapping[str, FERDataset] | None = None,
     callbacks: Sequence[Callback] = (),
+    verbose: bool = False,
 ) -> TrainResult:
     """Train a model from a recipe; returns the run's checkpoints and final metrics.
 
@@ -209,6 +222,9 @@ def train(
         resume: continue the run in ``out_dir`` from its last epoch checkpoint.
         datasets: ready datasets by stage (``train``/``val``) instead of ``recipe.data``.
         callbacks: extra Lightning callbacks.
+        verbose: keep Lightning's own info lines (accelerator banners, tips, "fit
+            stopped") and its model summary; off by default, they say nothing ferkit's
+            summary does not.
     """
     run_dir, resolved = _resolve(recipe, out_dir, overrides, data, resume)
     ckpt_path = None
@@ -235,10 +251,12 @@ def train(
         spec=_data_spec(resolved), augment=resolved.augment,
         batch_size=resolved.trainer.batch_size, seed=resolved.trainer.seed, datasets=datasets,
     )
-    trainer, ferkit_ckpt = build_trainer(
-        resolved, run_dir, callbacks=callbacks,
-        resume_step=_checkpoint_step(ckpt_path) if ckpt_path is not None else None)
-    with warnings.catch_warnings():
+    with _lightning_info(verbose):
+        trainer, ferkit_ckpt = build_trainer(
+            resolved, run_dir, callbacks=callbacks,
+            resume_step=_checkpoint_step(ckpt_path) if ckpt_path is not None else None,
+            verbose=verbose)
+    with warnings.catch_warnings(), _lightning_info(verbose):
         # Lightning's advice about num_workers on 2-core machines is noise in a CLI run.
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # Lightning vs torch 2.14
@@ -257,6 +275,25 @@ def train(
     return TrainResult(run_dir=run_dir, best_dir=best if best.is_dir() else None,
                        last_dir=last if last.is_dir() else None, metrics=metrics,
                        best_metrics=dict(ferkit_ckpt.best_metrics))
+
+
+@contextlib.contextmanager
+def _lightning_info(verbose: bool):
+    """Lightning's INFO lines ("GPU available: …", "💡 Tip: … try installing litlogger",
+    "limit_val_batches=1.0 was configured …") muted for the block unless ``verbose``;
+    its warnings still show."""
+    if verbose:
+        yield
+        return
+    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
 
 
 def _data_spec(recipe: Recipe) -> dict[str, Any]:
