@@ -87,10 +87,15 @@ def register(app: typer.Typer) -> None:
         port: Annotated[int, typer.Option(help="TCP port")] = 8501,
         model: Annotated[str, typer.Option(
             "--model", "-m", help="model selected when the page opens")] = "default",
+        allow_checkpoint_paths: Annotated[bool, typer.Option(
+            "--allow-checkpoint-paths", help="let visitors type a checkpoint folder on this "
+            "machine (off: they choose among named models only)")] = False,
     ) -> None:
         """Open the Streamlit app: photo or camera, model choice, two models side by side.
 
-        Runs headless and offline (no usage statistics); open the printed URL.
+        Runs headless and offline (no usage statistics, no error details in the browser);
+        open the printed URL.  Visitors choose among named models (the one given with
+        --model, the shipped ones, those added with `ferkit models add`).
 
         Examples:
 
@@ -100,4 +105,5 @@ def register(app: typer.Typer) -> None:
         """
         from ferkit.ui import launch
 
-        raise typer.Exit(launch(host=host, port=port, model=model))
+        raise typer.Exit(launch(host=host, port=port, model=model,
+                                allow_paths=allow_checkpoint_paths))

@@ -4,14 +4,21 @@ A photo (upload) or a camera snapshot goes through one model, or two side by sid
 column shows the boxes and labels over the photo, probability bars per face and, when a
 method is chosen, the attention / Grad-CAM overlay.  Models are loaded once per process
 (``st.cache_resource``).
+
+The model pickers offer named models only: the one ``ferkit ui --model`` was started with,
+the shipped ones and those added with ``ferkit models add``.  A visitor may type a
+checkpoint folder on the server only when the operator started the app with
+``ferkit ui --allow-checkpoint-paths``.  Unexpected errors show a generic message in the
+browser (the details go to the server's log), never a traceback with server paths.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any
 
 import numpy as np
@@ -21,14 +28,38 @@ from ferkit.errors import FerkitError
 from ferkit.inference.annotate import draw_results
 
 EXPLAIN_CHOICES = ("none", "attention", "gradcam", "gradcam++")
+OTHER = "other (checkpoint folder)…"
+
+log = logging.getLogger("ferkit.ui")
 
 
-def _cli_model() -> str:
-    """``--model`` after ``--`` on the streamlit command line, else ``$FERKIT_UI_MODEL``."""
+def _cli_options() -> argparse.Namespace:
+    """``--model`` and ``--allow-paths`` after ``--`` on the streamlit command line (else
+    ``$FERKIT_UI_MODEL`` / ``$FERKIT_UI_ALLOW_PATHS=1``)."""
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--model", default=os.environ.get("FERKIT_UI_MODEL", "default"))
+    parser.add_argument("--allow-paths", action="store_true",
+                        default=os.environ.get("FERKIT_UI_ALLOW_PATHS", "") == "1")
     known, _ = parser.parse_known_args(sys.argv[1:])
-    return known.model
+    return known
+
+
+def _model_choices(default: str) -> list[str]:
+    """The named models: the one the app was started with, the shipped ones, the user's."""
+    from ferkit.weights import list_shipped, list_user_models
+
+    return list(dict.fromkeys([default, *list_shipped(), *list_user_models()]))
+
+
+def _same_model(a: str, b: str) -> bool:
+    """Whether two names or paths load the same checkpoint ("default" is a shipped name)."""
+    from ferkit.weights import named_weights_dir
+
+    def where(name: str) -> Path:
+        found = named_weights_dir(name)
+        return (found or Path(name)).resolve()
+
+    return a == b or where(a) == where(b)
 
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=4)
@@ -38,13 +69,19 @@ def load_recognizer(name: str) -> Any:
     return Recognizer.from_pretrained(name)
 
 
-def _model_picker(label: str, default: str, key: str) -> str:
-    from ferkit.weights import list_shipped
-
-    choices = list(dict.fromkeys([default, *list_shipped(), "other (checkpoint folder)…"]))
-    picked = st.sidebar.selectbox(label, choices, key=key)
-    if picked.startswith("other"):
-        picked = st.sidebar.text_input(f"{label}: checkpoint folder", key=key + "_path")
+def _model_picker(label: str, choices: list[str], key: str, *, allow_paths: bool,
+                  index: int = 0) -> str | None:
+    """The model picked in the sidebar; ``None`` while a typed folder is still empty."""
+    options = [*choices, OTHER] if allow_paths else choices
+    picked = st.sidebar.selectbox(label, options, index=index, key=key)
+    if picked == OTHER:
+        typed = st.sidebar.text_input(f"{label}: checkpoint folder on the server",
+                                      key=key + "_path").strip()
+        if not typed:
+            st.sidebar.info("Type the path of a checkpoint folder (one holding "
+                            "model.safetensors and config.json).")
+            return None
+        return typed
     return picked
 
 
@@ -83,10 +120,22 @@ def _show_column(column: Any, name: str, image: np.ndarray, method: str) -> None
 def main() -> None:
     st.set_page_config(page_title="ferkit: facial expressions", layout="wide")
     st.title("ferkit: facial expression recognition")
-    default = _cli_model()
-    model_a = _model_picker("Model", default, "model_a")
+    options = _cli_options()
+    choices = _model_choices(options.model)
+    model_a = _model_picker("Model", choices, "model_a", allow_paths=options.allow_paths)
     compare = st.sidebar.checkbox("Compare with a second model")
-    model_b = _model_picker("Second model", default, "model_b") if compare else None
+    model_b = None
+    if compare:
+        # Start the second picker on a model that differs from the first.
+        others = [i for i, name in enumerate(choices)
+                  if model_a is None or not _same_model(name, model_a)]
+        if others or options.allow_paths:
+            index = others[0] if others else len(choices)  # else: "other (folder)…"
+            model_b = _model_picker("Second model", choices, "model_b",
+                                    allow_paths=options.allow_paths, index=index)
+        else:
+            st.sidebar.info("Only one model is available here: add another with "
+                            "`ferkit models add NAME RUN/best`, then reload.")
     method = st.sidebar.selectbox("Attention view", EXPLAIN_CHOICES, key="explain_method")
     source = st.radio("Photo source", ("Upload", "Camera"), horizontal=True)
     if source == "Upload":
@@ -97,13 +146,20 @@ def main() -> None:
     if upload is None:
         st.caption("Upload a photo or take a snapshot to see each face's expression.")
         return
+    names = [n for n in (model_a, model_b) if n]
+    if not names:
+        st.caption("Choose a model in the sidebar.")
+        return
     try:
         image = _read_photo(upload.getvalue())
-        names = [n for n in (model_a, model_b) if n]
         for column, name in zip(st.columns(len(names)), names, strict=True):
             _show_column(column, name, image, method)
     except FerkitError as exc:
         st.error(str(exc))
+    except Exception:  # a bug: its details are for the server's log, not the browser
+        log.exception("ferkit ui: analysing a photo failed")
+        st.error("Something went wrong while analysing this photo; the details are in the "
+                 "server's log.")
 
 
 main()
