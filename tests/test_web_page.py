@@ -280,3 +280,27 @@ def test_bad_upload_clears_the_previous_photo(browser, server, tmp_path):
     assert page.locator("#canvas").is_hidden() and page.locator("#overlay-panel").is_hidden()
     assert page.evaluate("[canvas.width, canvas.height]") == [0, 0]
     page.close()
+
+
+@pytest.mark.parametrize("suffix", [".webm", ".mp4"])
+def test_browser_plays_what_ferkit_video_writes(browser, tmp_path, suffix):
+    """`ferkit video --out X.webm` (VP8) plays in Chromium; an .mp4 plays when this OpenCV
+    could write H.264 and is reported as not browser-playable (mp4v) when it could not."""
+    import base64
+
+    import numpy as np
+
+    from ferkit.inference.video import _open_writer
+
+    writer, codec = _open_writer(tmp_path / f"clip{suffix}", 10.0, (64, 48))
+    for i in range(10):
+        writer.write(np.full((48, 64, 3), 20 * i, np.uint8))
+    writer.release()
+    data = base64.b64encode((tmp_path / f"clip{suffix}").read_bytes()).decode()
+    mime = "video/webm" if suffix == ".webm" else "video/mp4"
+    page = browser.new_page()
+    page.set_content(f'<video id="v" muted src="data:{mime};base64,{data}"></video>')
+    page.wait_for_function("() => v.readyState >= 2 || v.error !== null", timeout=30_000)
+    playable = page.evaluate("v.error === null && v.videoWidth === 64")
+    assert playable == codec.browser_playable, (codec, page.evaluate("v.error && v.error.code"))
+    page.close()
