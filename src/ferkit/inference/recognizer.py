@@ -300,9 +300,11 @@ class Recognizer:
 def detect_and_align(image: ImageSource, data: DataConfig,
                      detector: FaceDetector | Callable[[], FaceDetector], *,
                      boxes: Sequence[BoxLike] | None = None, detect: bool = True,
-                     color: str = "rgb") -> list[AlignedFace]:
+                     color: str | None = "rgb") -> list[AlignedFace]:
     """What :meth:`Recognizer.detect_and_align` does, without a model: batch pipelines
-    (:mod:`ferkit.batch`) detect in processes that never load the classifier.
+    (:mod:`ferkit.batch`) detect in processes that never load the classifier.  ``color``
+    as for :func:`~ferkit.inference.io.load_image` (``None``: an array whose order was not
+    said, read as RGB with a warning).
 
     ``detector`` may be a callable returning the detector, so it is built only when needed.
     """
