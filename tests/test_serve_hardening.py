@@ -196,7 +196,7 @@ def slow_explain(monkeypatch):
         return [types.SimpleNamespace(face=f, maps={"cam": np.zeros((4, 4), np.float32)})
                 for f in aligned]
 
-    def overlay_on_image(image, explanations, map_name=None):
+    def overlay_on_image(image, explanations, map_name=None, color=None):
         return Image.fromarray(np.asarray(image))
 
     module = types.ModuleType("ferkit.explain")
