@@ -7,6 +7,7 @@ import os
 import pty
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -68,20 +69,26 @@ def test_predict_folder_bar_on_a_real_terminal(small_checkpoint, tmp_path):
         Image.new("RGB", (64, 64), (40 * i, 90, 120)).save(tmp_path / f"{i}.png")
     master, slave = pty.openpty()
     env = {**os.environ, "PYTHONPATH": SRC, "COLUMNS": "100"}
+    chunks: list[bytes] = []
+
+    def drain() -> None:  # a full pty buffer would block the child's writes
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            chunks.append(data)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
     proc = subprocess.run(
         [sys.executable, "-m", "ferkit", "predict", str(tmp_path), "--no-detect", "--json",
          "--model", str(small_checkpoint), "--backend", "torch"],
         stdout=subprocess.PIPE, stderr=slave, env=env, timeout=120)
     os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
+    reader.join(timeout=10)
     os.close(master)
     err = b"".join(chunks).decode(errors="replace")
     assert proc.returncode == 0, err
