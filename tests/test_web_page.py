@@ -180,7 +180,8 @@ def test_overlay_and_method_rerender_the_photo_on_screen(browser, server, tmp_pa
     page.set_input_files("#file", str(photo))
     page.wait_for_selector("#faces li.face", timeout=60_000)
     assert [r for r in requests if r.startswith("v1/")] == ["v1/predict"]
-    assert page.locator("#overlay-panel").is_hidden() and page.locator("#busy").is_hidden()
+    page.locator("#busy").wait_for(state="hidden", timeout=30_000)
+    assert page.locator("#overlay-panel").is_hidden()
     page.screenshot(path=str(_screenshot_path(tmp_path, "rerender_1_faces.png")))
 
     page.check("#explain-toggle")  # no upload: the page explains the photo on screen
@@ -190,8 +191,9 @@ def test_overlay_and_method_rerender_the_photo_on_screen(browser, server, tmp_pa
     page.screenshot(path=str(_screenshot_path(tmp_path, "rerender_2_busy.png")))
     _release(page, held, 1)
     page.locator("#overlay-panel").wait_for(state="visible", timeout=60_000)
-    page.wait_for_function("() => overlay.complete && overlay.naturalWidth > 0")
-    assert page.locator("#busy").is_hidden()
+    page.wait_for_function("() => overlay.complete && overlay.naturalWidth > 0",
+                           timeout=60_000)
+    page.locator("#busy").wait_for(state="hidden", timeout=30_000)
     assert page.get_attribute("#overlay", "data-method") == "gradcam"
     first = page.evaluate("overlay.src")
     page.screenshot(path=str(_screenshot_path(tmp_path, "rerender_3_gradcam.png")),
@@ -206,7 +208,7 @@ def test_overlay_and_method_rerender_the_photo_on_screen(browser, server, tmp_pa
                     full_page=True)
 
     page.uncheck("#explain-toggle")
-    assert page.locator("#overlay-panel").is_hidden()
+    page.locator("#overlay-panel").wait_for(state="hidden", timeout=30_000)
     api = [r.split("?")[0] for r in requests if r.startswith("v1/")]
     assert api == ["v1/predict", "v1/explain", "v1/explain"]  # one upload, two overlays
     assert "method=gradcam%2B%2B" in [r for r in requests if r.startswith("v1/explain")][1]
