@@ -54,6 +54,17 @@ def server(tiny_checkpoint):
         yield url
 
 
+def _wait_until(page, expression: str, timeout: float = 30_000) -> None:
+    """Poll a JS expression until it is true. (Playwright's wait_for_function polls through
+    eval inside the page, which the page's CSP forbids; page.evaluate is not affected.)"""
+    if expression.startswith("() => "):
+        expression = expression[len("() => "):]
+    deadline = time.monotonic() + timeout / 1000
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
+        page.wait_for_timeout(100)
+
+
 def _screenshot_path(tmp_path: Path, name: str) -> Path:
     folder = Path(os.environ.get("FERKIT_SCREENSHOT_DIR", tmp_path))
     folder.mkdir(parents=True, exist_ok=True)
@@ -72,7 +83,7 @@ def test_upload_shows_predicted_label_boxes_and_bars(browser, server, tmp_path):
     console_errors: list[str] = []
     page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
     page.goto(server + "/")
-    page.wait_for_function("document.getElementById('model-name').textContent.length > 0")
+    _wait_until(page, "document.getElementById('model-name').textContent.length > 0")
     assert "tiny-random" in page.inner_text("#model-name")
     page.set_input_files("#file", str(photo))
     page.wait_for_selector("#faces li.face", timeout=60_000)
@@ -142,7 +153,7 @@ def test_attention_overlay_is_shown(browser, server, tmp_path):
     page.select_option("#explain-method", "gradcam++")
     page.set_input_files("#file", str(photo))
     page.locator("#overlay-panel").wait_for(state="visible", timeout=120_000)
-    page.wait_for_function("() => overlay.complete && overlay.naturalWidth > 0", timeout=60_000)
+    _wait_until(page, "() => overlay.complete && overlay.naturalWidth > 0", timeout=60_000)
     width, height = page.evaluate("[overlay.naturalWidth, overlay.naturalHeight]")
     assert height == 562 and width >= 572  # the photo, plus the explainer's colour bar
     page.screenshot(path=str(_screenshot_path(tmp_path, "web_page_overlay.png")), full_page=True)
@@ -175,7 +186,7 @@ def test_overlay_and_method_rerender_the_photo_on_screen(browser, server, tmp_pa
     requests: list[str] = []
     held = _held_explain_requests(page)
     page.goto(server + "/")
-    page.wait_for_function("document.getElementById('model-name').textContent.length > 0")
+    _wait_until(page, "document.getElementById('model-name').textContent.length > 0")
     page.on("request", lambda r: requests.append(r.url.split("/", 3)[-1]))
     page.set_input_files("#file", str(photo))
     page.wait_for_selector("#faces li.face", timeout=60_000)
@@ -191,7 +202,7 @@ def test_overlay_and_method_rerender_the_photo_on_screen(browser, server, tmp_pa
     page.screenshot(path=str(_screenshot_path(tmp_path, "rerender_2_busy.png")))
     _release(page, held, 1)
     page.locator("#overlay-panel").wait_for(state="visible", timeout=60_000)
-    page.wait_for_function("() => overlay.complete && overlay.naturalWidth > 0",
+    _wait_until(page, "() => overlay.complete && overlay.naturalWidth > 0",
                            timeout=60_000)
     page.locator("#busy").wait_for(state="hidden", timeout=30_000)
     assert page.get_attribute("#overlay", "data-method") == "gradcam"
@@ -201,7 +212,7 @@ def test_overlay_and_method_rerender_the_photo_on_screen(browser, server, tmp_pa
 
     page.select_option("#explain-method", "gradcam++")
     _release(page, held, 1)
-    page.wait_for_function("() => overlay.dataset.method === 'gradcam++' && overlay.complete",
+    _wait_until(page, "() => overlay.dataset.method === 'gradcam++' && overlay.complete",
                            timeout=60_000)
     assert page.evaluate("overlay.src") != first
     page.screenshot(path=str(_screenshot_path(tmp_path, "rerender_4_gradcampp.png")),
@@ -302,7 +313,7 @@ def test_browser_plays_what_ferkit_video_writes(browser, tmp_path, suffix):
     mime = "video/webm" if suffix == ".webm" else "video/mp4"
     page = browser.new_page()
     page.set_content(f'<video id="v" muted src="data:{mime};base64,{data}"></video>')
-    page.wait_for_function("() => v.readyState >= 2 || v.error !== null", timeout=30_000)
+    _wait_until(page, "() => v.readyState >= 2 || v.error !== null", timeout=30_000)
     playable = page.evaluate("v.error === null && v.videoWidth === 64")
     assert playable == codec.browser_playable, (codec, page.evaluate("v.error && v.error.code"))
     page.close()
