@@ -9,6 +9,8 @@ set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 python="${1:-$root/.venv/bin/python}"
+# A relative path (make passes .venv/bin/python) must survive the `cd` below.
+case "$python" in */*) [ "${python#/}" != "$python" ] || python="$PWD/$python" ;; esac
 work="$(mktemp -d "${TMPDIR:-/tmp}/ferkit-wheel-smoke.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 
