@@ -12,6 +12,8 @@ from typing import Annotated
 
 import typer
 
+from ferkit.cli._options import BackendOpt, ModelOpt, QuietOpt
+
 
 def register(app: typer.Typer) -> None:
     @app.command()
@@ -22,9 +24,7 @@ def register(app: typer.Typer) -> None:
             show_default=False)],
         out: Annotated[str, typer.Option(
             "--out", "-o", help="results folder (local path or URI); re-running resumes")],
-        model: Annotated[str, typer.Option(
-            "--model", "-m", help="'default' (shipped model), a model name or a checkpoint "
-                                  "directory (on shared storage for a cluster)")] = "default",
+        model: ModelOpt = "default",
         detector: Annotated[str, typer.Option(
             help="face detector: retinaface (default), yunet or haar")] = "retinaface",
         no_detect: Annotated[bool, typer.Option(
@@ -33,8 +33,7 @@ def register(app: typer.Typer) -> None:
             "--video", help="inputs are videos: per-frame rows with track ids")] = False,
         every: Annotated[int, typer.Option(
             min=1, help="--video: analyse every N-th frame")] = 1,
-        backend: Annotated[str, typer.Option(help="classifier backend: auto, torch or onnx")
-                           ] = "auto",
+        backend: BackendOpt = "auto",  # big jobs: timing both once pays off
         batch_size: Annotated[int, typer.Option(min=1, help="faces per model call")] = 32,
         address: Annotated[str | None, typer.Option(
             help="Ray cluster to join ('auto', 'ray://head:10001'); default: start a local "
@@ -51,14 +50,15 @@ def register(app: typer.Typer) -> None:
         ] = None,
         task_cpus: Annotated[float | None, typer.Option(
             help="CPUs each decode-and-detect task reserves (default 1)")] = None,
-        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress lines")] = False,
+        quiet: QuietOpt = False,
     ) -> None:
         """Faces and expressions for many photos (or videos) on Ray, into Parquet files.
 
         Decoding and face detection run as Ray tasks, classification in a pool of actors
         (one model load each; on GPUs when the cluster has them). One row per face, one per
         photo without a face, one per input that failed (with the reason). Re-running the
-        same command skips the inputs already in --out. docs/scale.md has the details.
+        same command skips the inputs already in --out. On a cluster, a checkpoint directory given
+        to --model must be on storage every node sees. docs/scale.md has the details.
 
         Examples:
 
