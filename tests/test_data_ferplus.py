@@ -72,6 +72,22 @@ def test_soft_mode(tmp_path):
     assert len(kept_singles) == 2
 
 
+def test_soft_targets_mixed_with_fer2013_labels(tmp_path):
+    labels = write_ferplus(tmp_path)  # every FER2013 row is labelled 0 = anger
+    mixed = open_ferplus(labels, split="train", label_mode="soft", fer2013_weight=0.25)
+    votes = np.zeros(8, np.float32)
+    votes[[c("neutral"), c("anger"), c("disgust")]] = [4 / 9, 3 / 9, 2 / 9]
+    expected = 0.75 * votes
+    expected[c("anger")] += 0.25
+    np.testing.assert_allclose(mixed.soft_targets[1], expected, rtol=1e-6)
+    assert mixed.targets.tolist() == [c("happy"), c("neutral")]  # FER+'s top vote still
+    assert np.allclose(mixed.soft_targets.sum(axis=1), 1.0)
+    for bad in ({"fer2013_weight": 1.5, "label_mode": "soft"},
+                {"fer2013_weight": 0.5, "label_mode": "majority"}):
+        with pytest.raises(DataError, match="fer2013_weight must be in"):
+            open_ferplus(labels, split="train", **bad)
+
+
 def test_malformed_ferplus(tmp_path):
     labels = write_ferplus(tmp_path)
     text = labels.read_text().splitlines()

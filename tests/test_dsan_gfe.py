@@ -15,7 +15,8 @@ def test_stem_options_set_the_final_map_and_keep_the_state_dict():
     x = torch.randn(2, 1, 48, 48)
     sizes = {}
     for name, kwargs in (("default", {}), ("no pool", {"stem_pool": False}),
-                         ("full res", {"stem_pool": False, "stem_stride": 1})):
+                         ("full res", {"stem_pool": False, "stem_stride": 1}),
+                         ("os16", {"output_stride": 16}), ("os8", {"output_stride": 8})):
         model = ferkit.create_model("dsan", **GRAY48, **kwargs).eval()
         with torch.no_grad():
             sizes[name] = tuple(model(x).feature_map.shape[-2:])
@@ -23,7 +24,29 @@ def test_stem_options_set_the_final_map_and_keep_the_state_dict():
             keys = {k: v.shape for k, v in model.state_dict().items()}
         else:  # same weights, so the shipped checkpoint format is unchanged
             assert {k: v.shape for k, v in model.state_dict().items()} == keys
-    assert sizes == {"default": (2, 2), "no pool": (3, 3), "full res": (6, 6)}
+    assert sizes == {"default": (2, 2), "no pool": (3, 3), "full res": (6, 6),
+                     "os16": (3, 3), "os8": (6, 6)}
+
+
+def test_dilated_trunk_is_the_strided_trunk_sampled_densely():
+    # output_stride 8 swaps layer3/4's strides for dilation: the same weights compute the
+    # same function, evaluated at 4x the positions, so every 4th cell is the 2x2 model's map.
+    # This is why the shipped weights are a fine start for the 6x6 model.
+    torch.manual_seed(0)
+    strided = ferkit.create_model("dsan", **GRAY48).eval()
+    dilated = ferkit.create_model("dsan", **GRAY48, output_stride=8).eval()
+    for module in strided.modules():  # non-trivial BatchNorm statistics
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    dilated.load_state_dict(strided.state_dict())
+    x = torch.randn(3, 1, 48, 48)
+    with torch.no_grad():
+        coarse = strided(x).feature_map
+        dense = dilated(x).feature_map
+    assert coarse.shape[-2:] == (2, 2) and dense.shape[-2:] == (6, 6)
+    torch.testing.assert_close(dense[..., ::4, ::4], coarse, rtol=1e-4, atol=1e-4)
+    assert not torch.allclose(dense[..., 1::4, 1::4], coarse, atol=1e-2)  # new cells differ
 
 
 def _support_after_pushing_one_element(min_support: int) -> float:

@@ -131,3 +131,33 @@ def test_set_keeps_integer_batch_limits_integer():
                 .trainer.gradient_clip_val) is float  # a float-only field still coerces
     with pytest.raises(FerkitError, match="limit_train_batches must be int or float, got 'x'"):
         load_recipe("fer2013_resnet18", ["trainer.limit_train_batches=x"])
+
+
+def test_pretrained_weights_start_a_model_with_new_shape_free_options(tmp_path):
+    # ferplus_dsan_finetune: the shipped 2x2 DSAN's weights start a 6x6 (dilated) DSAN.
+    import torch
+
+    import ferkit
+    from ferkit.checkpoint import save_checkpoint
+    from ferkit.training.module import build_model
+    from ferkit.training.recipe import ModelSpec
+
+    source = ferkit.create_model("dsan", input_size=(1, 48, 48), mean=(0.5,), std=(0.5,))
+    source.ferkit_config = source.ferkit_config.replace(temperature=1.7,
+                                                        metrics={"acc": 0.5})
+    save_checkpoint(source, tmp_path / "ckpt")
+    model = build_model(ModelSpec(name="dsan", pretrained=str(tmp_path / "ckpt"),
+                                  kwargs={"output_stride": 8, "gfe_min_support": 32}))
+    cfg = model.ferkit_config
+    assert cfg.model_kwargs == {"output_stride": 8, "gfe_min_support": 32}
+    assert cfg.temperature == 1.0 and cfg.metrics == {}  # the old model's, not this one's
+    assert cfg.data.input_size == (1, 48, 48)
+    for key, value in source.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key
+    with torch.no_grad():
+        assert model.eval()(torch.zeros(1, 1, 48, 48)).feature_map.shape[-2:] == (6, 6)
+    same = build_model(ModelSpec(name="dsan", pretrained=str(tmp_path / "ckpt")))
+    assert same.ferkit_config.temperature == 1.7  # no new options: the checkpoint as is
+    with pytest.raises(FerkitError, match="change the shapes of .*gfe.score"):
+        build_model(ModelSpec(name="dsan", pretrained=str(tmp_path / "ckpt"),
+                              kwargs={"gfe_hidden": 32}))

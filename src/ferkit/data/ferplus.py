@@ -20,7 +20,10 @@ Drop rules, applied in this order (each dropped row is counted in ``dataset.drop
 
 ``label_mode="majority"``: the target is the top emotion.  ``label_mode="soft"``: the
 target is the top emotion (first in file order on a tie) and ``soft_targets`` holds the
-emotion votes normalised to sum 1, as an ``(N, 8)`` distribution over canonical classes.
+emotion votes normalised to sum 1, as an ``(N, 8)`` distribution over canonical classes;
+``fer2013_weight=w`` mixes in FER2013's own label: ``(1 - w) * votes + w * one_hot(FER2013)``
+(the two label sets disagree on about a quarter of the images; a model trained on the votes
+alone is scored against FER2013's labels in every FER2013 benchmark).
 
 Splits as FER2013: ``train`` = Training, ``val`` = PublicTest, ``test`` = PrivateTest.
 
@@ -49,6 +52,7 @@ VOTE_COLUMNS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust
 N_EMOTIONS = 8
 #: FER+ vote column i → canonical index (emotion columns only).
 _TO_CANONICAL = np.array([to_canonical("ferplus", i) for i in range(N_EMOTIONS)], np.int64)
+_FER2013_TO_CANONICAL = np.array([to_canonical("fer2013", i) for i in range(7)], np.int64)
 _PIXEL_FILES = ("fer2013.npz", "fer2013.csv.gz", "fer2013.csv", "icml_face_data.csv",
                 "icml_face_data.csv.gz")
 
@@ -143,6 +147,7 @@ def open_ferplus(
     label_mode: str = "majority",
     drop_single_votes: bool = True,
     drop_train_duplicates: bool = False,
+    fer2013_weight: float = 0.0,
     strict: bool = True,
     transform: Any = None,
 ) -> FERPlus:
@@ -155,11 +160,16 @@ def open_ferplus(
         drop_single_votes: zero columns with a single vote before the rules.
         drop_train_duplicates: leave out val/test images whose exact pixels also occur in
             Training (after the ``no image`` rule), as for FER2013.
+        fer2013_weight: ``label_mode="soft"`` only: the share of FER2013's original label
+            in each soft target (0: the votes alone; 1: FER2013's labels on FER+'s images).
         strict: raise at the first malformed row; ``False`` lists them in ``problems``.
     """
     source = Path(source)
     if label_mode not in ("majority", "soft"):
         raise DataError(f"label_mode must be 'majority' or 'soft', not {label_mode!r}")
+    if not 0.0 <= fer2013_weight <= 1.0 or (fer2013_weight and label_mode != "soft"):
+        raise DataError(f"fer2013_weight must be in [0, 1] and needs label_mode='soft'; got "
+                        f"{fer2013_weight!r} with label_mode={label_mode!r}")
     if not source.is_file():
         raise DataError(f"FER+ file {source} does not exist; expected fer2013new.csv")
     problems = Problems(strict)
@@ -216,6 +226,15 @@ def open_ferplus(
     if label_mode == "soft":
         soft = np.zeros((len(rows), len(CANONICAL)), np.float32)
         soft[:, _TO_CANONICAL] = emotions[rows] / emotions[rows].sum(axis=1, keepdims=True)
+        if fer2013_weight:
+            original = table.emotion[rows]
+            if (original < 0).any():
+                bad = lines[rows][original < 0][0]
+                raise DataError(f"fer2013_weight needs FER2013's label on every row; "
+                                f"{table.source} has none for the row of {source} line {bad}")
+            hard = np.zeros_like(soft)
+            hard[np.arange(len(rows)), _FER2013_TO_CANONICAL[original]] = 1.0
+            soft = (1.0 - fer2013_weight) * soft + fer2013_weight * hard
     dataset = FERPlus(table.images[rows], targets, split=split, soft_targets=soft,
                       sources=[f"{source} line {n}" for n in lines[rows]], transform=transform,
                       dropped=dict(dropped), problems=problems.messages)

@@ -26,24 +26,45 @@ RESNET18_CHANNELS = 512
 
 
 def resnet18_trunk(in_chans: int = 3, *, stem_pool: bool = True,
-                   stem_stride: int = 2) -> nn.Sequential:
+                   stem_stride: int = 2, output_stride: int = 32) -> nn.Sequential:
     """ResNet-18 without ``avgpool``/``fc``: ``(B, in_chans, H, W) -> (B, 512, H/32, W/32)``.
 
     ``stem_pool=False`` replaces the stem's max-pool with an identity, so the map is
     ``H/16 x W/16``: for small faces (FER2013's 48x48 gives a 3x3 final map instead of 2x2).
     ``stem_stride=1`` (with ``stem_pool=False``) makes it ``H/8 x W/8``: a 6x6 map for a
     48x48 face, the resolution FER2013 models above 72 % keep and a Grad-CAM can resolve.
-    Neither changes a weight's shape, so the state dict (and every checkpoint) is the same.
+    ``output_stride=16`` or ``8`` replaces the stride of ``layer4`` (and ``layer3``) with
+    dilation (Chen et al., DeepLab): the map is 2x or 4x denser while every unit keeps the
+    receptive field it was trained with, so weights trained at stride 32 still fit (a 6x6 map
+    for a 48x48 face from the default stem at ~3.5x its compute, where ``stem_stride=1``
+    costs ~14x).  None of these options changes a weight's shape, so the state dict (and
+    every checkpoint) is the same.
     """
     if stem_stride not in (1, 2):
         raise ValueError(f"stem_stride must be 1 or 2, got {stem_stride}")
+    if output_stride not in (8, 16, 32):
+        raise ValueError(f"output_stride must be 8, 16 or 32, got {output_stride}")
     net = resnet18(weights=None)
     if in_chans != 3 or stem_stride != 2:
         net.conv1 = nn.Conv2d(in_chans, 64, kernel_size=7, stride=stem_stride, padding=3,
                               bias=False)
     if not stem_pool:
         net.maxpool = nn.Identity()
+    dilated = {32: (), 16: (net.layer4,), 8: (net.layer3, net.layer4)}[output_stride]
+    dilation = 1
+    for layer in dilated:
+        entry, dilation = dilation, dilation * 2
+        for i, block in enumerate(layer):
+            _dilate(block.conv1, entry if i == 0 else dilation)
+            _dilate(block.conv2, dilation)
+            if block.downsample is not None:
+                block.downsample[0].stride = (1, 1)
     return nn.Sequential(*list(net.children())[:-2])
+
+
+def _dilate(conv: nn.Conv2d, dilation: int) -> None:
+    """Make a 3x3 convolution stride 1 with ``dilation`` (and the padding that keeps size)."""
+    conv.stride, conv.dilation, conv.padding = (1, 1), (dilation, dilation), (dilation, dilation)
 
 
 #: torchvision ResNet child name -> index in :func:`resnet18_trunk`'s ``nn.Sequential``

@@ -168,6 +168,9 @@ class DSAN(nn.Module):
             stride to 16 for small inputs (48x48 FER2013 faces: a 3x3 map, not 2x2).
         stem_stride: 1 (with ``stem_pool=False``) keeps the stem at full resolution: a 6x6
             map for 48x48 faces, at about 4x the compute of ``stem_pool=False`` alone.
+        output_stride: 32, 16 or 8: dilate the trunk's last stages instead of striding
+            (:func:`~ferkit.models.backbones.resnet18_trunk`): a 6x6 map for 48x48 faces at
+            8, with the default stem, and weights trained at 32 still fit.
         gfe_min_support: bound GFE-AN's sparsemax input so at least this many of the 512
             elements keep a weight for every face (:class:`SparseElementAttention`; 0: the
             original, unbounded design): the repair for the shipped model's collapse.
@@ -175,11 +178,13 @@ class DSAN(nn.Module):
 
     def __init__(self, *, num_classes: int = 7, in_chans: int = 3, gfe_hidden: int = 64,
                  subspaces: int = 4, stem_pool: bool = True,
-                 stem_stride: int = 2, gfe_min_support: int = 0) -> None:
+                 stem_stride: int = 2, output_stride: int = 32,
+                 gfe_min_support: int = 0) -> None:
         super().__init__()
         self.num_classes = num_classes
         self.num_features = 2 * RESNET18_CHANNELS
-        self.features = resnet18_trunk(in_chans, stem_pool=stem_pool, stem_stride=stem_stride)
+        self.features = resnet18_trunk(in_chans, stem_pool=stem_pool, stem_stride=stem_stride,
+                                       output_stride=output_stride)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.gfe = SparseElementAttention(RESNET18_CHANNELS, gfe_hidden,
                                           min_support=gfe_min_support)
@@ -237,14 +242,15 @@ class DSAN(nn.Module):
     "recognition in the wild, IJMLC 2024 (no public code; ferkit's design, see docs)",
 )
 def dsan(*, num_classes: int = 7, in_chans: int = 3, gfe_hidden: int = 64, subspaces: int = 4,
-         stem_pool: bool = True, stem_stride: int = 2, gfe_min_support: int = 0,
+         stem_pool: bool = True, stem_stride: int = 2, output_stride: int = 32,
+         gfe_min_support: int = 0,
          backbone_weights: str | Path | Mapping[str, Tensor] | None = None) -> DSAN:
     """DSAN; ``backbone_weights`` is a ResNet-18 checkpoint (e.g. the MS-Celeb-1M
     ``resnet18_msceleb.pth`` in torchvision key names, or its state dict) loaded into the
     trunk; init-only, recorded in the config's provenance, not its kwargs."""
     model = DSAN(num_classes=num_classes, in_chans=in_chans, gfe_hidden=gfe_hidden,
                  subspaces=subspaces, stem_pool=stem_pool, stem_stride=stem_stride,
-                 gfe_min_support=gfe_min_support)
+                 output_stride=output_stride, gfe_min_support=gfe_min_support)
     if backbone_weights is not None:
         from ferkit.models.backbones import load_resnet18_trunk_weights
 

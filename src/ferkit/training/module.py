@@ -41,7 +41,7 @@ def build_model(spec) -> nn.Module:
     """The model a recipe's ``model`` section describes."""
     kwargs: dict[str, Any] = dict(spec.kwargs)
     if spec.pretrained:
-        return ferkit.create_model(spec.name, pretrained=spec.pretrained)
+        return _pretrained_with_options(spec.name, spec.pretrained, kwargs)
     model = ferkit.create_model(
         spec.name, num_classes=spec.num_classes, label_names=spec.label_names,
         input_size=spec.input_size, mean=spec.mean, std=spec.std, **kwargs,
@@ -57,6 +57,32 @@ def build_model(spec) -> nn.Module:
         except ValueError as exc:
             raise FerkitError(f"recipe model section: {exc}") from exc
     return model
+
+
+def _pretrained_with_options(name: str, pretrained: str, kwargs: dict[str, Any]) -> nn.Module:
+    """A checkpoint's weights in its architecture rebuilt with the recipe's ``kwargs``.
+
+    Options that change no weight's shape (DSAN's ``output_stride``, ``gfe_min_support``)
+    turn a trained model into the start of a new one: fine-tuning the shipped default at a
+    denser map, say.  Any option that changes a shape fails with the keys named."""
+    model = ferkit.create_model(name, pretrained=pretrained)
+    cfg = model.ferkit_config
+    merged = {**cfg.model_kwargs, **kwargs}
+    if merged == cfg.model_kwargs:
+        return model
+    rebuilt = ferkit.create_model(cfg.architecture, label_names=cfg.label_names,
+                                  input_size=cfg.data.input_size, mean=cfg.data.mean,
+                                  std=cfg.data.std, **merged)
+    have = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    want = {k: tuple(v.shape) for k, v in rebuilt.state_dict().items()}
+    changed = sorted(k for k in have.keys() | want.keys() if have.get(k) != want.get(k))
+    if changed:
+        raise FerkitError(f"recipe model.kwargs {kwargs} change the shapes of {pretrained}'s "
+                          f"weights ({', '.join(changed[:4])}{' …' if len(changed) > 4 else ''}"
+                          "), so they cannot start from it; drop the option or pretrained")
+    rebuilt.load_state_dict(model.state_dict(), strict=True)
+    rebuilt.ferkit_config = cfg.replace(model_kwargs=merged, temperature=1.0, metrics={})
+    return rebuilt
 
 
 class FERModule(L.LightningModule):
