@@ -167,6 +167,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--fer-python", help="python of the venv holding fer (optional)")
     parser.add_argument("--json", type=Path, help="also write all numbers here")
+    parser.add_argument("--compare", help="a second checkpoint (e.g. the previous default) "
+                        "timed in the same run, interleaved: its classifier rows and its "
+                        "batched ONNX pipeline are labelled 'compare'")
     args = parser.parse_args()
 
     import ferkit
@@ -184,8 +187,16 @@ def main() -> None:
     shape = model.ferkit_config.data.input_size
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
 
-    classifier = time_classifier({"torch": torch_backend, "onnx": onnx_backend}, shape,
-                                 batch_sizes, args.repeats)
+    backends = {"torch": torch_backend, "onnx": onnx_backend}
+    other = ferkit.load_checkpoint(args.compare) if args.compare else None
+    if other is not None:
+        other_shape = tuple(other.ferkit_config.data.input_size)
+        if other_shape != tuple(shape):
+            raise SystemExit(f"--compare {args.compare}: input {other_shape} differs from "
+                             f"the model's {tuple(shape)}")
+        other_onnx = OnnxBackend(other, threads=args.threads, cache_dir=cache)
+        backends.update({"compare torch": TorchBackend(other), "compare onnx": other_onnx})
+    classifier = time_classifier(backends, shape, batch_sizes, args.repeats)
 
     photos = sorted(args.photos.glob("*.jpg"))
     truth = ground_truth(args.photos)
@@ -196,6 +207,10 @@ def main() -> None:
     }
     recognizers["ferkit onnx"].backend = onnx_backend  # same session as the classifier table
     recognizers["ferkit onnx, batched"] = recognizers["ferkit onnx"]
+    if other is not None:
+        compare = ferkit.Recognizer(other, detector=detector, backend="onnx")
+        compare.backend = other_onnx
+        recognizers["compare onnx, batched"] = compare
     speed, boxes, passes = time_end_to_end(recognizers, photos, args.repeats)
     stages = time_stages(recognizers["ferkit onnx"], photos, args.repeats)
     fer = run_fer(args.fer_python, photos, args.repeats) if args.fer_python else None
@@ -211,10 +226,19 @@ def main() -> None:
           f"{load_start[0]:.1f} at start, {load_end[0]:.1f} at end)")
     print(f"model: {model_desc}; ONNX export+verify+load {export_s:.1f} s (cached after)\n")
     print(f"## Classifier faces/s (median of {args.repeats} calls)\n")
-    print("| batch | PyTorch eager | ONNX Runtime | speed-up |\n|---:|---:|---:|---:|")
+    if other is not None:
+        print(f"compare: {args.compare}\n")
+        print("| batch | PyTorch eager | ONNX Runtime | speed-up | compare PyTorch | "
+              "compare ONNX | ONNX model / compare |\n|---:|---:|---:|---:|---:|---:|---:|")
+    else:
+        print("| batch | PyTorch eager | ONNX Runtime | speed-up |\n|---:|---:|---:|---:|")
     for b in batch_sizes:
         t, o = classifier["torch"][b], classifier["onnx"][b]
-        print(f"| {b} | {t:.1f} | {o:.1f} | {o / t:.2f}x |")
+        row = f"| {b} | {t:.1f} | {o:.1f} | {o / t:.2f}x |"
+        if other is not None:
+            ct, co = classifier["compare torch"][b], classifier["compare onnx"][b]
+            row += f" {ct:.1f} | {co:.1f} | {o / co:.2f}x |"
+        print(row)
     print(f"\n## End to end: {len(photos)} photos ({args.photos.name}), load + detect + align "
           f"+ classify, photos/s (median of {args.repeats} passes)\n")
     print("| pipeline | photos/s | recall IoU>=0.5 | recall IoU>=0.4 | unmatched | dogs.jpg |")
@@ -238,6 +262,7 @@ def main() -> None:
             "classifier_faces_per_s": classifier, "photos_per_s": speed,
             "seconds_per_pass": passes, "stages_s": stages, "detection": scores,
             "export_s": export_s, "load_avg": [load_start[0], load_end[0]],
+            "compare": args.compare,
         }, indent=2))
 
 

@@ -2,7 +2,7 @@
 
     python scripts/ship_default_model.py runs/fer2013_dsan/best \
         --data ../shared/data/fer2013/fer2013.csv.gz --train-minutes 95 \
-        --expw ../shared/data/expw_dev
+        --expw ../shared/data/expw_dev [--ferplus ../shared/data/ferplus/fer2013new.csv]
 
 What it does, in order:
 1. evaluates the checkpoint (fp32) on PublicTest (model selection), PrivateTest (the
@@ -13,7 +13,8 @@ What it does, in order:
 3. fits the softmax temperature on PublicTest (:mod:`ferkit.calibration`, what ``ferkit
    calibrate`` does) and measures expected calibration error (15 bins) on PrivateTest and,
    with ``--expw``, accuracy and ECE on the expw_dev photos (validation only: nothing is
-   fitted on them), each with and without the temperature;
+   fitted on them), each with and without the temperature; with ``--ferplus``, accuracy on
+   PrivateTest with FER+'s majority labels;
 4. writes ``src/ferkit/weights/<name>/`` (``<name>``: the run's recipe name unless given)
    with the temperature, the metrics and the model card's facts in ``config.json`` (no
    local paths), and prints the numbers for docs/model-card.md.
@@ -39,6 +40,23 @@ from ferkit.data.fer2013 import open_fer2013
 from ferkit.evaluation import evaluate, model_inputs, predict_logits
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The card's facts that depend on the labels a recipe trained on (its data.format).
+FERPLUS_FACTS = {
+    "dataset": "FER2013's images (Goodfellow et al., ICML 2013, via Kaggle; 48x48 grayscale) "
+               "with FER+'s labels (Barsoum et al., ICMI 2016: ten annotators per image) as "
+               "soft targets, half and half with FER2013's own label; 7 classes. Training "
+               "(28,389 images FER+ keeps) for training, PublicTest to pick the epoch, "
+               "PrivateTest for the reported numbers only",
+    "data_licence": "FER2013 was released for the ICML 2013 challenge for research; FER+'s "
+                    "labels are MIT-licensed (Microsoft); these weights are derived from both "
+                    "and are for research use, not commercial use",
+    "limits": "trained on FER2013's low-resolution, mostly frontal, web-scraped faces (with "
+              "FER+'s cleaner labels) and made to look like photos by augmentation only: on "
+              "real colour photos (expw_dev) it is far less accurate than on FER2013 and its "
+              "confidence is too high; weakest on fear and disgust; no demographic balance "
+              "was measured or enforced; an expression is not an emotion: do not use for "
+              "decisions about people",
+}
 CARD_FACTS = {
     "card": "docs/model-card.md",
     "dataset": "FER2013 (Goodfellow et al., ICML 2013 Challenges in Representation Learning, "
@@ -57,17 +75,24 @@ CARD_FACTS = {
 }
 
 
-def _recipe_facts(recipe_name: str) -> dict[str, str]:
+def _recipe_facts(recipe_name: str, recipe: dict) -> dict[str, str]:
+    ferplus = recipe.get("data", {}).get("format") == "ferplus"
+    data = "fer2013new.csv" if ferplus else "fer2013.csv.gz"
+    start = recipe.get("model", {}).get("pretrained")
     return {
-        "recipe": f"{recipe_name} (src/ferkit/training/recipes/{recipe_name}.yaml)",
-        "reproduce": f"ferkit train -r {recipe_name} -d fer2013.csv.gz --out RUN; then "
-                     "python scripts/ship_default_model.py RUN/best --data fer2013.csv.gz",
+        **(FERPLUS_FACTS if ferplus else {}),
+        "recipe": f"{recipe_name} (src/ferkit/training/recipes/{recipe_name}.yaml)"
+                  + (f", starting from the shipped weights {start!r}" if start else ""),
+        "reproduce": f"ferkit train -r {recipe_name} -d {data} --out RUN; then "
+                     "python scripts/ship_default_model.py RUN/best --data fer2013.csv.gz"
+                     + (" --ferplus fer2013new.csv" if ferplus else ""),
     }
 
 
 def _report(model, data: str, split: str, **options) -> dict:
-    if options.pop("format", None) == "faceboxes":
-        dataset = open_dataset(data, format="faceboxes", split=split)
+    fmt = options.pop("format", None)
+    if fmt in ("faceboxes", "ferplus"):
+        dataset = open_dataset(data, format=fmt, split=split)
     else:
         dataset = open_fer2013(data, split=split,
                                drop_train_duplicates=options.pop("dedup", False))
@@ -95,6 +120,8 @@ def main() -> None:
     parser.add_argument("--hardware", default="2 CPU cores (AMD EPYC, AVX2), no GPU")
     parser.add_argument("--expw", help="expw_dev folder (labels.csv + images/): measured, "
                         "never fitted on")
+    parser.add_argument("--ferplus", help="FER+'s fer2013new.csv: PrivateTest accuracy with "
+                        "its majority labels")
     args = parser.parse_args()
     torch.set_num_threads(2)
 
@@ -123,6 +150,11 @@ def main() -> None:
     }
     if args.expw:
         fp16["expw_dev"] = _report(half_model, args.expw, "test", format="faceboxes")
+        fp16["expw_dev_tta_flip"] = _report(half_model, args.expw, "test", format="faceboxes",
+                                            tta="flip")
+    if args.ferplus:
+        fp16["ferplus_privatetest"] = _report(half_model, args.ferplus, "test",
+                                              format="ferplus")
     loss = 100 * (fp32["privatetest"]["accuracy"] - fp16["privatetest"]["accuracy"])
     print(json.dumps({"fp32": fp32, "fp16": fp16, "fp16_loss_points": loss}, indent=2))
     if loss >= 0.2:
@@ -154,6 +186,15 @@ def main() -> None:
             "expw_dev_min_class_recall": min(expw["per_class_recall"].values()),
             "expw_dev_ece": expw["ece"],
             "expw_dev_ece_uncalibrated": expw["ece_uncalibrated"],
+            "expw_dev_per_class_recall": expw["per_class_recall"],
+            "expw_dev_accuracy_tta_flip": fp16["expw_dev_tta_flip"]["accuracy"],
+            "expw_dev_mean_class_accuracy_tta_flip":
+                fp16["expw_dev_tta_flip"]["mean_class_accuracy"],
+        })
+    if "ferplus_privatetest" in fp16:
+        metrics.update({
+            "ferplus_privatetest_majority_accuracy": fp16["ferplus_privatetest"]["accuracy"],
+            "ferplus_privatetest_majority_samples": fp16["ferplus_privatetest"]["n"],
         })
     training = {
         "epochs": recipe.get("trainer", {}).get("epochs"),
@@ -163,7 +204,7 @@ def main() -> None:
         "trained_with": cfg.provenance.get("trained_with"),
         "weights": "fp16 (cast to fp32 when loaded)",
     }
-    provenance = {"model_card": {**CARD_FACTS, **_recipe_facts(recipe_name),
+    provenance = {"model_card": {**CARD_FACTS, **_recipe_facts(recipe_name, recipe),
                                  "training": training}, "recipe": recipe}
     # The run's provenance holds local paths (dataset source, run dir): replace it whole.
     model.ferkit_config = model.ferkit_config.replace(metrics={}, provenance={},

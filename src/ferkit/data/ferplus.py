@@ -22,8 +22,8 @@ Drop rules, applied in this order (each dropped row is counted in ``dataset.drop
 target is the top emotion (first in file order on a tie) and ``soft_targets`` holds the
 emotion votes normalised to sum 1, as an ``(N, 8)`` distribution over canonical classes;
 ``fer2013_weight=w`` mixes in FER2013's own label: ``(1 - w) * votes + w * one_hot(FER2013)``
-(the two label sets disagree on about a quarter of the images; a model trained on the votes
-alone is scored against FER2013's labels in every FER2013 benchmark).
+(FER+'s top vote differs from FER2013's label on 37% of the training images, and every
+FER2013 benchmark scores FER2013's labels).
 
 Splits as FER2013: ``train`` = Training, ``val`` = PublicTest, ``test`` = PrivateTest.
 
