@@ -116,9 +116,9 @@ def test_predict_annotate_same_name_from_two_arguments(tiny_checkpoint, tmp_path
 @pytest.mark.parametrize("suffix", [".webm", ".mp4"])
 def test_video_codec_is_browser_playable_or_says_what_it_wrote(tmp_path, suffix):
     cv2 = pytest.importorskip("cv2")
-    from ferkit.inference.video import _open_writer
+    from ferkit.inference.video import open_writer
 
-    writer, codec = _open_writer(tmp_path / f"clip{suffix}", 10.0, (64, 48))
+    writer, codec = open_writer(tmp_path / f"clip{suffix}", 10.0, (64, 48))
     for i in range(5):
         writer.write(np.full((48, 64, 3), 40 * i, np.uint8))
     writer.release()

@@ -12,13 +12,14 @@ from ferkit.errors import FerkitError, InputError
 
 cv2 = pytest.importorskip("cv2")
 
+from ferkit.boxes import box_iou  # noqa: E402
 from ferkit.inference import video  # noqa: E402
 from ferkit.inference.video import (  # noqa: E402
     IoUTracker,
     ProbabilitySmoother,
     StreamAnalyzer,
     analyze_video,
-    box_iou,
+    webcam,
 )
 
 LABELS = ("neutral", "happy", "sad")
@@ -92,10 +93,16 @@ def _two_squares(n=12):
 
 
 def test_box_iou_values():
-    assert box_iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
-    assert box_iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(50 / 150)
-    assert box_iou((0, 0, 10, 10), (20, 20, 30, 30)) == 0.0
-    assert box_iou((0, 0, 0, 0), (0, 0, 0, 0)) == 0.0
+    square = [(0, 0, 10, 10)]
+    others = [(0, 0, 10, 10), (5, 0, 15, 10), (20, 20, 30, 30)]
+    assert box_iou(square, others)[0].tolist() == pytest.approx([1.0, 50 / 150, 0.0])
+    assert box_iou([(0, 0, 0, 0)], [(0, 0, 0, 0)]).tolist() == [[0.0]]
+    assert box_iou([], others).shape == (0, 3)
+
+
+def test_old_single_box_iou_still_works_with_a_deprecation_warning():
+    with pytest.warns(DeprecationWarning, match="ferkit.boxes.box_iou"):
+        assert video.box_iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(50 / 150)
 
 
 def test_tracker_keeps_ids_through_motion_reordering_and_short_gaps():
@@ -244,11 +251,11 @@ def test_webcam_without_camera_or_display_says_how_to_fix(monkeypatch, capsys):
     assert "error: no camera at index 7" in capsys.readouterr().err
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-    monkeypatch.setattr(video.sys, "platform", "linux")
+    monkeypatch.setattr(webcam.sys, "platform", "linux")
     with pytest.raises(FerkitError, match="no display.*DISPLAY is not set"):
         video.check_gui()
     monkeypatch.setenv("DISPLAY", ":0")
-    monkeypatch.setattr(video, "_opencv_gui_backend", lambda cv2: "NONE")
+    monkeypatch.setattr(webcam, "_opencv_gui_backend", lambda cv2: "NONE")
     with pytest.raises(FerkitError, match="no GUI.*pip install opencv-python"):
         video.check_gui()
 
@@ -335,8 +342,8 @@ def test_webcam_loop_shows_tracked_frames_until_q(monkeypatch):
 
     camera = FakeCamera()
     shown, keys = [], iter([-1, -1, ord("q")])
-    monkeypatch.setattr(video, "open_camera", lambda index: camera)
-    monkeypatch.setattr(video, "check_gui", lambda: None)
+    monkeypatch.setattr(webcam, "open_camera", lambda index: camera)
+    monkeypatch.setattr(webcam, "check_gui", lambda: None)
     monkeypatch.setattr(cv2, "imshow", lambda name, image: shown.append(image))
     monkeypatch.setattr(cv2, "waitKey", lambda delay: next(keys))
     monkeypatch.setattr(cv2, "getWindowProperty", lambda name, prop: 1.0)

@@ -303,9 +303,9 @@ def test_browser_plays_what_ferkit_video_writes(browser, tmp_path, suffix):
 
     import numpy as np
 
-    from ferkit.inference.video import _open_writer
+    from ferkit.inference.video import open_writer
 
-    writer, codec = _open_writer(tmp_path / f"clip{suffix}", 10.0, (64, 48))
+    writer, codec = open_writer(tmp_path / f"clip{suffix}", 10.0, (64, 48))
     for i in range(10):
         writer.write(np.full((48, 64, 3), 20 * i, np.uint8))
     writer.release()

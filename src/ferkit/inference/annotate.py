@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from ferkit.boxes import Box
 from ferkit.inference.results import ImageResult
 
 #: One colour per canonical class (colour-blind-friendly Okabe-Ito palette + grey).
@@ -52,8 +53,6 @@ LABEL_COLOURS = {
 }
 #: Colour of a class outside the canonical eight.
 OTHER_COLOUR = (255, 64, 64)
-
-Box = tuple[float, float, float, float]
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-Box = tuple[float, float, float, float]
+from ferkit.boxes import Box
+
 Matrix = tuple[tuple[float, float, float], tuple[float, float, float]]
 
 
