@@ -91,6 +91,35 @@ def calibrated(tiny_checkpoint, tmp_path):
     return target
 
 
+def test_logits_only_divides_by_the_temperature_unless_told_and_can_keep_the_output():
+    """One adapter for the export, the PyTorch backend and Grad-CAM."""
+    from ferkit.models.output import FEROutput, LogitsOnly
+
+    model = ferkit.create_model("baseline_test").eval()
+    model.ferkit_config = model.ferkit_config.replace(temperature=2.0)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        raw = model(x).logits
+        served = LogitsOnly(model)
+        explained = LogitsOnly(model, temperature=1.0, keep_output=True)
+        assert served.temperature == 2.0
+        torch.testing.assert_close(served(x), raw / 2.0)
+        torch.testing.assert_close(explained(x), raw)
+    assert served.last_output is None  # inference holds no batch
+    assert isinstance(explained.last_output, FEROutput)
+    torch.testing.assert_close(explained.last_output.logits, raw)
+    with pytest.raises(FerkitError, match="returned dict, expected FEROutput"):
+        LogitsOnly(lambda_module(lambda x: {"logits": x}))(x)
+
+
+def lambda_module(fn):
+    class Wrapped(torch.nn.Module):
+        def forward(self, x):
+            return fn(x)
+
+    return Wrapped()
+
+
 def _crops(n: int = 3) -> list[np.ndarray]:
     rng = np.random.default_rng(1)
     return [rng.integers(0, 256, (80, 70, 3), dtype=np.uint8) for _ in range(n)]

@@ -5,7 +5,7 @@ A network trained with cross-entropy is usually over-confident.  Temperature sca
 divides the logits by one scalar ``T > 0`` fitted to minimise the negative log-likelihood
 on held-out data; the argmax, and so every accuracy figure, is unchanged.  ferkit stores
 ``T`` in the checkpoint's config (:attr:`ferkit.config.ModelConfig.temperature`) and applies
-it in one place, :class:`ferkit.export.LogitsOnly`, which both inference backends run
+it in one place, :class:`ferkit.models.output.LogitsOnly`, which both inference backends run
 (PyTorch directly, ONNX Runtime as the exported graph), so the Recognizer, ``ferkit
 predict``, the HTTP server, exported ``.onnx`` files and ``ferkit evaluate`` report the
 same probabilities.

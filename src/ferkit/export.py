@@ -47,9 +47,9 @@ import torch
 from torch import Tensor, nn
 
 from ferkit.atomic import atomic_path
-from ferkit.calibration import model_temperature
 from ferkit.config import ModelConfig
 from ferkit.errors import CheckpointError, FerkitError
+from ferkit.models.output import LogitsOnly
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
@@ -100,27 +100,6 @@ class ExportReport:
         out = asdict(self)
         out["path"] = str(self.path)
         return out
-
-
-class LogitsOnly(nn.Module):
-    """Wraps a ferkit model so ``forward`` returns only its calibrated logits (a tensor).
-
-    ``FEROutput.logits / temperature``, the temperature from the model's config
-    (:mod:`ferkit.calibration`; 1.0 when uncalibrated).  This is the one place the
-    temperature is applied: the PyTorch backend runs this module and the ONNX export traces
-    it, so both return logits whose softmax is the calibrated probability.
-    """
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-        self.temperature = model_temperature(model)
-
-    def forward(self, x: Tensor) -> Tensor:
-        logits = self.model(x).logits
-        if self.temperature != 1.0:  # no Div node in uncalibrated graphs
-            logits = logits / self.temperature
-        return logits
 
 
 def export_onnx(

@@ -3,8 +3,9 @@
 Why the library and not our own: pytorch-grad-cam (``pip install grad-cam``, MIT) is the
 reference implementation most FER papers cite, and it fits ferkit's models with one
 10-line adapter: it expects ``model(x)`` to return a logits tensor, ferkit models return
-:class:`~ferkit.models.output.FEROutput`, so :class:`LogitsOnly` returns ``.logits`` and
-keeps the whole output (probabilities, attention) from the same forward pass.  Its
+:class:`~ferkit.models.output.FEROutput`, so :class:`~ferkit.models.output.LogitsOnly` (the
+adapter the ONNX export uses too, here without the calibration temperature) returns
+``.logits`` and keeps the whole output (probabilities, attention) from the same forward pass.  Its
 targets are plain callables, like ours.  Two of its habits are kept out: its ``__exit__``
 swallows ``IndexError`` (we never use its context manager and release its hooks
 ourselves), and a target layer that never ran or received no gradient crashes deep inside
@@ -34,26 +35,7 @@ from torch import Tensor, nn
 from ferkit.calibration import model_temperature
 from ferkit.errors import FerkitError
 from ferkit.explain.base import BatchExplanation, Explainer, target_indices
-from ferkit.models.output import FEROutput
-
-
-class LogitsOnly(nn.Module):
-    """Adapter for libraries that expect ``model(x) -> logits``; keeps the last FEROutput."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-        self.last_output: FEROutput | None = None
-
-    def forward(self, x: Tensor) -> Tensor:
-        out = self.model(x)
-        if isinstance(out, Tensor):
-            out = FEROutput(logits=out)
-        if not isinstance(out, FEROutput):
-            raise FerkitError(f"{type(self.model).__name__}.forward returned "
-                              f"{type(out).__name__}, expected FEROutput or a logits tensor")
-        self.last_output = out
-        return out.logits
+from ferkit.models.output import LogitsOnly
 
 
 def default_target_layer(model: nn.Module) -> nn.Module:
@@ -139,7 +121,7 @@ class CAMExplainer(Explainer):
         super().__init__(model)
         self.target_layer = resolve_layer(model, target_layer)
         self._was_training = model.training
-        self._wrapper = LogitsOnly(model)
+        self._wrapper = LogitsOnly(model, temperature=1.0, keep_output=True)
         cam_class = _library_cams()[self.method]
         self._cam = cam_class(self._wrapper, [self.target_layer],
                               reshape_transform=reshape_transform)

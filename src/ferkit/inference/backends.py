@@ -57,14 +57,14 @@ class ClassifierBackend(Protocol):
 class TorchBackend:
     """PyTorch eager inference (``torch.inference_mode``) on ``device``.
 
-    Runs :class:`ferkit.export.LogitsOnly`, the module the ONNX export traces, so both
+    Runs :class:`ferkit.models.output.LogitsOnly`, the module the ONNX export traces, so both
     backends return the same calibrated logits.
     """
 
     name = "torch"
 
     def __init__(self, model: nn.Module, *, device: str | torch.device = "cpu") -> None:
-        from ferkit.export import LogitsOnly
+        from ferkit.models.output import LogitsOnly
 
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
