@@ -156,6 +156,15 @@ def test_top_k_keeps_the_best_classes_in_order(recognizer):
         recognizer(image, detect=False, top_k=0)
 
 
+def test_ranking_is_by_probability_with_ties_in_class_order():
+    from ferkit.inference.results import ranked
+
+    probs = {"neutral": 0.3, "happy": 0.3, "sad": 0.4}
+    assert ranked(probs) == [("sad", 0.4), ("neutral", 0.3), ("happy", 0.3)]
+    assert ranked(probs, 1) == [("sad", 0.4)]
+    assert ranked({}, 3) == []
+
+
 def test_bgr_arrays_are_flipped(recognizer):
     rgb = _patterned(64, 64, 5)
     a = recognizer(rgb, detect=False).faces[0].probs

@@ -191,6 +191,8 @@ class _Writer:
             self.out.write(f"{printable(result.source)}\t{i}\t{face.label}\n")
 
     def _human(self, result) -> None:
+        from ferkit.inference.results import ranked
+
         name = _shorten(printable(result.source), 32)
         if result.error is not None:
             self.out.write(f"{name:<32} {'-':>4}  error (see below)\n")
@@ -198,8 +200,7 @@ class _Writer:
             self.out.write(f"{name:<32} {'-':>4}  no face found\n")
         for i, face in enumerate(result.faces, start=1):
             box = ",".join(f"{v:.0f}" for v in face.box)
-            ranked = sorted(face.probs.items(), key=lambda kv: -kv[1])[1:self.top_k]
-            rest = ", ".join(f"{n} {p:.2f}" for n, p in ranked)
+            rest = ", ".join(f"{n} {p:.2f}" for n, p in ranked(face.probs, self.top_k)[1:])
             self.out.write(f"{name:<32} {i:>4}  {box:<21} {face.label:<9} {face.score:5.2f}  "
                            f"{rest}\n")
 

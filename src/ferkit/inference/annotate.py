@@ -38,7 +38,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from ferkit.boxes import Box
-from ferkit.inference.results import ImageResult
+from ferkit.inference.results import ImageResult, ranked
 
 #: One colour per canonical class (colour-blind-friendly Okabe-Ito palette + grey).
 LABEL_COLOURS = {
@@ -167,9 +167,8 @@ def results_to_boxes(result: ImageResult, *, top_k: int = 1,
     next ``top_k - 1`` classes), in the class's colour."""
     faces = []
     for index, face in enumerate(result.faces, start=1):
-        ranked = sorted(face.probs.items(), key=lambda kv: -kv[1])[:max(1, top_k)]
         lines = (f"#{index} {face.label} {face.score:.2f}",
-                 *(f"{name} {p:.2f}" for name, p in ranked[1:]))
+                 *(f"{name} {p:.2f}" for name, p in ranked(face.probs, max(1, top_k))[1:]))
         faces.append(LabelledBox(tuple(face.box), lines, label_colour(face.label),
                                  face.landmarks if show_landmarks else None))
     return faces

@@ -35,7 +35,7 @@ from ferkit.errors import CheckpointError, FerkitError, InputError
 from ferkit.faces.align import AlignedFace, align_face, whole_image_face
 from ferkit.faces.base import Detection, FaceDetector, create_detector
 from ferkit.inference.io import ImageSource, describe_source, load_image
-from ferkit.inference.results import FaceResult, ImageResult
+from ferkit.inference.results import FaceResult, ImageResult, ranked
 
 BoxLike = Sequence[float]
 
@@ -273,11 +273,9 @@ class Recognizer:
         ``__call__`` returns per face; explainers reuse it for the faces they explain)."""
         names = self.config.label_names
         best = int(np.argmax(probs))
-        if top_k is None:
-            prob_map = {n: float(p) for n, p in zip(names, probs, strict=True)}
-        else:
-            order = np.argsort(-probs, kind="stable")[:top_k]
-            prob_map = {names[i]: float(probs[i]) for i in order}
+        prob_map = {n: float(p) for n, p in zip(names, probs, strict=True)}
+        if top_k is not None:
+            prob_map = dict(ranked(prob_map, top_k))
         return FaceResult(
             box=tuple(float(v) for v in face.box),
             landmarks=face.landmarks,

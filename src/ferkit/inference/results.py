@@ -5,6 +5,7 @@ dicts with ``to_dict()`` (the CLI and the HTTP service print exactly that).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,3 +84,17 @@ class ImageResult:
             "error": self.error,
             "faces": [face.to_dict() for face in self.faces],
         }
+
+
+def ranked(probs: Mapping[str, float], k: int | None = None) -> list[tuple[str, float]]:
+    """``(class, probability)`` pairs, most probable first, the ``k`` best (all when ``None``).
+
+    Equal probabilities keep the order of ``probs`` (the model's class order): the one
+    ranking behind ``top_k``, the extra label lines and every "next most probable" list.
+
+    Example:
+        >>> ranked({"neutral": 0.2, "happy": 0.7, "sad": 0.1}, 2)
+        [('happy', 0.7), ('neutral', 0.2)]
+    """
+    order = sorted(probs.items(), key=lambda item: -item[1])
+    return order if k is None else order[:k]

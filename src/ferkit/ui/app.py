@@ -26,6 +26,7 @@ import streamlit as st
 
 from ferkit.errors import FerkitError
 from ferkit.inference.annotate import draw_results
+from ferkit.inference.results import ranked
 
 EXPLAIN_CHOICES = ("none", "attention", "gradcam", "gradcam++")
 OTHER = "other (checkpoint folder)…"
@@ -103,7 +104,7 @@ def _show_column(column: Any, name: str, image: np.ndarray, method: str) -> None
         column.info("No face found in this photo.")
     for i, face in enumerate(result.faces, 1):
         column.markdown(f"**Face {i}: {face.label}** ({face.score:.0%})")
-        for label, prob in sorted(face.probs.items(), key=lambda kv: -kv[1]):
+        for label, prob in ranked(face.probs):
             column.progress(float(prob), text=f"{label} {prob:.1%}")
     if method != "none" and result.faces:
         try:
