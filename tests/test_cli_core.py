@@ -38,3 +38,13 @@ def test_usage_errors_print_usage_not_a_traceback(capsys):
         assert "Traceback" not in err
         assert err.strip().splitlines()[-1] == message
         assert "--help' for help." in err
+
+
+def test_face_detector_option_is_one_declaration_in_every_command(capsys):
+    """--detector reads the same everywhere; serve's passes None on to its env settings."""
+    for command in ("predict", "batch", "explain", "video", "webcam", "serve"):
+        assert main([command, "--help"]) == 0
+        text = " ".join(capsys.readouterr().out.split())
+        default = "(default retinaface)" if command == "serve" else "[default: retinaface]"
+        assert f"--detector <str> face detector: retinaface, yunet or haar {default}" in text, \
+            (command, text)

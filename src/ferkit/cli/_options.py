@@ -3,8 +3,10 @@ defaults and explains them the same way, plus the checks they share."""
 
 from __future__ import annotations
 
+import copy
+import typing
 from collections.abc import Sequence
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -19,6 +21,8 @@ BackendOpt = Annotated[str, typer.Option(
     "--backend", help="torch; onnx (ONNX Runtime: exports the model once into ~/.cache/ferkit); "
     "or auto (on CPU: times both once per set of weights and keeps the faster, worth it for "
     "big folders and videos)")]
+DetectorOpt = Annotated[str, typer.Option(
+    "--detector", help="face detector: retinaface, yunet or haar")]
 
 #: ``-q``: no progress bars (they are also off when stderr is not a terminal).
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")]
@@ -32,3 +36,13 @@ def check_choice(value: str, choices: Sequence[str] = ("human", "json", "quiet")
             else choices[0]
         raise FerkitError(f"{option} must be {allowed}, not {value!r}")
     return value
+
+
+def unset_by_default(option: Any, *, default: str) -> Any:
+    """``option`` (one of the ``...Opt`` above) taking ``None`` for "not given", with
+    ``default`` said in its help: for a command whose real defaults are resolved later
+    (``ferkit serve`` merges FERKIT_SERVE_* environment settings under its options)."""
+    base, info, *rest = typing.get_args(option)
+    info = copy.copy(info)
+    info.help = f"{info.help} (default {default})"
+    return Annotated[(base | None, info, *rest)]

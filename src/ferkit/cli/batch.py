@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from ferkit.cli._options import BackendOpt, ModelOpt, QuietOpt
+from ferkit.cli._options import BackendOpt, DetectorOpt, ModelOpt, QuietOpt
 
 
 def register(app: typer.Typer) -> None:
@@ -25,8 +25,7 @@ def register(app: typer.Typer) -> None:
         out: Annotated[str, typer.Option(
             "--out", "-o", help="results folder (local path or URI); re-running resumes")],
         model: ModelOpt = "default",
-        detector: Annotated[str, typer.Option(
-            help="face detector: retinaface (default), yunet or haar")] = "retinaface",
+        detector: DetectorOpt = "retinaface",
         no_detect: Annotated[bool, typer.Option(
             "--no-detect", help="each image is one already-cropped face")] = False,
         video: Annotated[bool, typer.Option(

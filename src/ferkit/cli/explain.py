@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ferkit.cli._options import DeviceOpt, ModelOpt, QuietOpt, check_choice
+from ferkit.cli._options import DetectorOpt, DeviceOpt, ModelOpt, QuietOpt, check_choice
 
 FormatOpt = Annotated[
     str, typer.Option("--format", "-f", help="human (one line per file), json, or quiet")
@@ -43,8 +43,7 @@ def register(app: typer.Typer) -> None:
             "(default: PHOTO_explain.png in the working directory)")] = None,
         overlay: Annotated[Path | None, typer.Option(
             "--overlay", help="also write the maps projected onto the whole photo")] = None,
-        detector: Annotated[str, typer.Option("--detector", help="face detector")
-                            ] = "retinaface",
+        detector: DetectorOpt = "retinaface",
         device: DeviceOpt = "auto",
         format: FormatOpt = "human",
         quiet: QuietOpt = False,

@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from ferkit.cli._options import BackendOpt, DeviceOpt, ModelOpt, QuietOpt
+from ferkit.cli._options import BackendOpt, DetectorOpt, DeviceOpt, ModelOpt, QuietOpt
 from ferkit.inference.files import DEFAULT_MAX_BYTES, printable
 
 FORMATS = ("human", "json", "csv", "quiet")
@@ -29,8 +29,7 @@ def register(app: typer.Typer) -> None:
             help="image files, folders (searched recursively) or glob patterns ('**/*.jpg')",
             show_default=False)],
         model: ModelOpt = "default",
-        detector: Annotated[str, typer.Option(
-            help="face detector: retinaface (default), yunet or haar")] = "retinaface",
+        detector: DetectorOpt = "retinaface",
         top_k: Annotated[int, typer.Option(
             "--top-k", "-k", min=1,
             help="classes shown per face in the table (json/csv hold all)")

@@ -6,13 +6,16 @@ from typing import Annotated
 
 import typer
 
-from ferkit.devices import DEVICE_HELP
+from ferkit.cli._options import BackendOpt, DetectorOpt, DeviceOpt, ModelOpt, unset_by_default
 
 HostOpt = Annotated[str | None, typer.Option(
     "--host", help="address to listen on; 127.0.0.1 keeps it on this machine "
                    "(env FERKIT_SERVE_HOST)")]
-ModelOpt = Annotated[str | None, typer.Option(
-    "--model", "-m", help="weights name ('default') or checkpoint directory")]
+# The shared options, None when not given: FERKIT_SERVE_* settings fill what is not given.
+ServeModelOpt = unset_by_default(ModelOpt, default="'default'")
+ServeDeviceOpt = unset_by_default(DeviceOpt, default="auto")
+ServeDetectorOpt = unset_by_default(DetectorOpt, default="retinaface")
+ServeBackendOpt = unset_by_default(BackendOpt, default="auto")
 
 
 def register(app: typer.Typer) -> None:
@@ -20,10 +23,10 @@ def register(app: typer.Typer) -> None:
     def serve(
         host: HostOpt = None,
         port: Annotated[int | None, typer.Option(help="TCP port (default 8000)")] = None,
-        model: ModelOpt = None,
-        device: Annotated[str | None, typer.Option(help=DEVICE_HELP + " (default auto)")] = None,
-        detector: Annotated[str | None, typer.Option(help="face detector name")] = None,
-        backend: Annotated[str | None, typer.Option(help="auto, torch or onnx")] = None,
+        model: ServeModelOpt = None,
+        device: ServeDeviceOpt = None,
+        detector: ServeDetectorOpt = None,
+        backend: ServeBackendOpt = None,
         max_upload_mb: Annotated[float | None, typer.Option(
             help="largest image file accepted, in MiB (default 8)")] = None,
         max_pixels: Annotated[int | None, typer.Option(

@@ -8,17 +8,25 @@ from typing import Annotated
 
 import typer
 
-from ferkit.cli._options import BackendOpt, DeviceOpt, ModelOpt, QuietOpt, check_choice
+from ferkit.cli._options import (
+    BackendOpt,
+    DetectorOpt,
+    DeviceOpt,
+    ModelOpt,
+    QuietOpt,
+    check_choice,
+)
 
 AlphaOpt = Annotated[float, typer.Option(
     "--alpha", help="smoothing: weight of the newest frame in the per-face moving average "
     "(1 = no smoothing)")]
 
 
-def _recognizer(model: str, device: str, backend: str):
+def _recognizer(model: str, device: str, backend: str, detector: str):
     import ferkit
 
-    return ferkit.Recognizer.from_pretrained(model, device=device, backend=backend)
+    return ferkit.Recognizer.from_pretrained(model, device=device, backend=backend,
+                                             detector=detector)
 
 
 def register(app: typer.Typer) -> None:
@@ -35,6 +43,7 @@ def register(app: typer.Typer) -> None:
         model: ModelOpt = "default",
         backend: BackendOpt = "torch",
         device: DeviceOpt = "auto",
+        detector: DetectorOpt = "retinaface",
         alpha: AlphaOpt = 0.4,
         format: Annotated[str, typer.Option(
             "--format", "-f", help="human (summary), json, or quiet (nothing)")] = "human",
@@ -55,7 +64,7 @@ def register(app: typer.Typer) -> None:
         fps, total, (width, height) = video_info(source)
         with progress_display(quiet=quiet or format == "quiet"):
             with task(f"loading {model}"):
-                recognizer = _recognizer(model, device, backend)
+                recognizer = _recognizer(model, device, backend, detector)
             with task("frames", total=total or None) as advance:
                 summary = analyze_video(source, recognizer, out=out, csv_path=csv, every=every,
                                         alpha=alpha, on_frame=lambda index, result: advance())
@@ -82,6 +91,7 @@ def register(app: typer.Typer) -> None:
         model: ModelOpt = "default",
         backend: BackendOpt = "torch",
         device: DeviceOpt = "auto",
+        detector: DetectorOpt = "retinaface",
         alpha: AlphaOpt = 0.4,
     ) -> None:
         """Live window with each face's tracked, smoothed expression (q or Esc quits).
@@ -100,6 +110,7 @@ def register(app: typer.Typer) -> None:
         # Fail on camera or display before spending seconds loading the model.
         open_camera(camera).release()
         check_gui()
-        shown = run_webcam(_recognizer(model, device, backend), camera=camera, alpha=alpha)
+        shown = run_webcam(_recognizer(model, device, backend, detector), camera=camera,
+                           alpha=alpha)
         print(f"{shown} frames", file=sys.stderr)
 
