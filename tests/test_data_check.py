@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from PIL import Image
 
 from ferkit.cli import main
+from ferkit.errors import FerkitError
 
 
 def write_csv(path):
@@ -108,3 +110,18 @@ def test_format_is_the_output_format_as_in_every_command(tmp_path, capsys):
     assert "now --format" in captured.err
     assert main(["data", "check", str(path), "-f", "xml"]) == 2
     assert "--format must be human or json, not 'xml'" in capsys.readouterr().err
+
+
+def test_open_split_lives_in_data_and_the_old_training_name_warns(tmp_path):
+    from ferkit.data.spec import open_split
+
+    val = open_split({"format": "fake", "options": {"size": 12, "seed": 5}}, "val")
+    test = open_split({"format": "fake", "options": {"size": 12, "seed": 5}}, "test")
+    assert len(val) == len(test) == 12
+    assert val.split == "val" and test.split == "test"
+    assert val.targets.tolist() != test.targets.tolist()  # each split its own seed
+    with pytest.raises(FerkitError, match="names no dataset"):
+        open_split({"format": None, "source": None}, "test")
+    with pytest.warns(DeprecationWarning, match="ferkit.data.spec.open_split"):
+        from ferkit.training.dataspec import open_split as old
+    assert old is open_split

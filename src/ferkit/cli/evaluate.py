@@ -24,8 +24,8 @@ OptionOpt = Annotated[list[str] | None, typer.Option(
 def _open(data: str, data_format: str | None, split: str, options: list[str] | None):
     import yaml
 
+    from ferkit.data.spec import open_split
     from ferkit.errors import FerkitError
-    from ferkit.training.dataspec import open_split
 
     parsed = {}
     for item in options or []:

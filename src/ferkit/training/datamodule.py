@@ -32,10 +32,10 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from ferkit.config import DataConfig
 from ferkit.data.base import FERDataset
+from ferkit.data.spec import open_split
 from ferkit.data.transforms import eval_transform
 from ferkit.errors import DataError, FerkitError
 from ferkit.labels import CANONICAL, CANONICAL_INDEX
-from ferkit.training.dataspec import open_split
 from ferkit.training.seeding import EpochSampler, EpochSeededDataset
 
 log = logging.getLogger(__name__)
