@@ -278,7 +278,7 @@ def test_server_reports_calibrated_probabilities(tiny_checkpoint, calibrated):
 
 def test_ferkit_plot_draws_the_reliability_diagram_of_a_saved_report(calibrated, tmp_path,
                                                                      capsys):
-    from ferkit.explain.plots import plot_run
+    from ferkit.training.plots import plot_run
 
     run = tmp_path / "run"
     (run / "logs").mkdir(parents=True)

@@ -499,7 +499,7 @@ def _fake_run(tmp_path):
 
 
 def test_plot_run_curves_and_confusion(tmp_path):
-    from ferkit.explain.plots import find_confusion, plot_run
+    from ferkit.training.plots import find_confusion, plot_run
 
     run = _fake_run(tmp_path)
     paths = plot_run(run)
@@ -509,6 +509,20 @@ def test_plot_run_curves_and_confusion(tmp_path):
     with pytest.raises(FerkitError, match="no metrics.csv"):
         (tmp_path / "empty").mkdir()
         plot_run(tmp_path / "empty")
+
+
+def test_old_plot_names_in_explain_still_work_with_a_deprecation_warning():
+    from ferkit import figures
+    from ferkit.training import plots
+
+    with pytest.warns(DeprecationWarning, match="ferkit.training.plots.plot_run"):
+        from ferkit.explain.plots import plot_run
+    assert plot_run is plots.plot_run
+    with pytest.warns(DeprecationWarning, match="ferkit.figures.plot_confusion"):
+        from ferkit.explain.plots import plot_confusion
+    assert plot_confusion is figures.plot_confusion
+    with pytest.raises(ImportError):
+        from ferkit.explain.plots import no_such_plot  # noqa: F401
 
 
 def test_cli_plot(tmp_path, capsys):

@@ -110,7 +110,7 @@ class EvaluationReport:
 
     def save_confusion_png(self, path: str | Path) -> Path:
         """Draw the row-normalised confusion matrix (counts in each cell) as a PNG."""
-        from ferkit.explain.plots import plot_confusion
+        from ferkit.figures import plot_confusion
 
         return plot_confusion(np.asarray(self.confusion), list(self.label_names), Path(path),
                               title=f"accuracy {self.accuracy:.3f}, macro F1 "
@@ -118,7 +118,7 @@ class EvaluationReport:
 
     def save_reliability_png(self, path: str | Path) -> Path:
         """Draw the reliability diagram (accuracy against confidence per bin) as a PNG."""
-        from ferkit.explain.plots import plot_reliability
+        from ferkit.figures import plot_reliability
 
         if not self.calibration:
             raise FerkitError("this report has no probabilities, so no reliability diagram")

@@ -153,7 +153,7 @@ def register(app: typer.Typer) -> None:
 
           ferkit plot runs/dan_rafdb/logs/metrics.csv --out figures/
         """
-        from ferkit.explain.plots import plot_run
+        from ferkit.training.plots import plot_run
 
         check_choice(format)
         paths = plot_run(run_dir, out)

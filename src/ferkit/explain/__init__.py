@@ -1,5 +1,6 @@
 """See what a network looks at: Grad-CAM(++) for any model, each architecture's own
-attention, projection onto the photo, embeddings and training plots.
+attention, projection onto the photo and embeddings.  (Training-run figures:
+:mod:`ferkit.training.plots`.)
 
 Examples:
     >>> import torch, ferkit
