@@ -1,15 +1,6 @@
 """Video files end to end: every frame through the recognizer, tracker and smoother, with an
-annotated copy, a per-face CSV and a summary.
-
-Examples:
-    >>> import ferkit
-    >>> from ferkit.inference.video import analyze_video
-    >>> rec = ferkit.Recognizer.from_pretrained("default")  # doctest: +SKIP
-    >>> summary = analyze_video("talk.mp4", rec, out="talk_annotated.mp4",
-    ...                         csv_path="talk.csv")  # doctest: +SKIP
-    >>> summary.tracks[1]["label"]  # doctest: +SKIP
-    'happy'
-"""
+annotated copy, a per-face CSV and a summary (:func:`analyze_video`; example in
+:mod:`ferkit.inference.video`)."""
 
 from __future__ import annotations
 
