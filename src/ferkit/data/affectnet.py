@@ -21,13 +21,12 @@ Example:
 from __future__ import annotations
 
 import csv
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ferkit.data.base import ImageFileDataset, Problems
+from ferkit.data.base import ImageFileDataset, Samples
 from ferkit.data.folder import LabelResolver, folder_splits, open_folder
 from ferkit.errors import DataError
 from ferkit.labels import CANONICAL
@@ -102,12 +101,8 @@ def _image_root(csv_path: Path, images: str | Path | None) -> Path:
                     f"{', '.join(IMAGE_DIRS)} beside it; pass images=FOLDER")
 
 
-def _read_csv(csv_path: Path, image_root: Path, resolver: LabelResolver, problems: Problems,
-              crop: bool) -> tuple[list[Path], list[int], list[list[float]], Counter[str]]:
-    paths: list[Path] = []
-    targets: list[int] = []
-    boxes: list[list[float]] = []
-    dropped: Counter[str] = Counter()
+def _read_csv(csv_path: Path, image_root: Path, resolver: LabelResolver, samples: Samples,
+              crop: bool) -> None:
     try:
         with csv_path.open(newline="", encoding="utf-8-sig") as f:
             reader = csv.reader(f)
@@ -129,54 +124,29 @@ def _read_csv(csv_path: Path, image_root: Path, resolver: LabelResolver, problem
                     box = [float(row[col[k]]) for k in ("face_x", "face_y", "face_width",
                                                          "face_height")]
                 except (IndexError, ValueError) as exc:
-                    problems.add(f"{where}: {exc}; expected a path, a face box of 4 numbers "
-                                 "and an expression 0..10")
+                    samples.problems.add(f"{where}: {exc}; expected a path, a face box of 4 "
+                                         "numbers and an expression 0..10")
                     continue
-                index = resolver.resolve_entry(token, where=where, problems=problems,
-                                               dropped=dropped)
-                if index is None:
+                if crop and (box[2] <= 0 or box[3] <= 0):  # a bad row, whatever its class
+                    samples.problems.add(f"{where}: face box {box} has no area")
                     continue
-                if crop and (box[2] <= 0 or box[3] <= 0):
-                    problems.add(f"{where}: face box {box} has no area")
-                    continue
-                path = image_root / rel
-                if not path.is_file():
-                    problems.add(f"{where}: image {path} does not exist")
-                    continue
-                paths.append(path)
-                targets.append(index)
-                boxes.append(box)
+                samples.add(image_root / rel, token, resolver=resolver, where=where, box=box)
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"cannot read {csv_path}: {exc}") from None
-    return paths, targets, boxes, dropped
 
 
-def _read_npy(split_dir: Path, resolver: LabelResolver, problems: Problems
-              ) -> tuple[list[Path], list[int], Counter[str]]:
-    paths: list[Path] = []
-    targets: list[int] = []
-    dropped: Counter[str] = Counter()
+def _read_npy(split_dir: Path, resolver: LabelResolver, samples: Samples) -> None:
     for annotation in sorted((split_dir / "annotations").glob("*_exp.npy")):
         sample = annotation.name[: -len("_exp.npy")]
         try:
             token = str(np.load(annotation, allow_pickle=False).reshape(-1)[0])
         except (OSError, ValueError, IndexError) as exc:
-            problems.add(f"{annotation}: cannot read the expression ({exc}); expected a "
-                         "one-element array holding 0..10")
+            samples.problems.add(f"{annotation}: cannot read the expression ({exc}); expected "
+                                 "a one-element array holding 0..10")
             continue
-        index = resolver.resolve_entry(token, where=str(annotation), problems=problems,
-                                       dropped=dropped)
-        if index is None:
-            continue
-        path = next((p for p in (split_dir / "images" / f"{sample}{ext}"
-                                 for ext in (".jpg", ".png", ".jpeg")) if p.is_file()), None)
-        if path is None:
-            problems.add(f"{annotation}: image {split_dir / 'images' / sample}.jpg does not "
-                         "exist")
-            continue
-        paths.append(path)
-        targets.append(index)
-    return paths, targets, dropped
+        candidates = [split_dir / "images" / f"{sample}{ext}" for ext in (".jpg", ".png", ".jpeg")]
+        path = next((p for p in candidates if p.is_file()), candidates[0])
+        samples.add(path, token, resolver=resolver, where=str(annotation))
 
 
 def open_affectnet(
@@ -218,21 +188,19 @@ def open_affectnet(
         raise DataError(f"AffectNet has splits train and val, not {split!r} (its test set "
                         "was never released; papers report on val)")
     resolver = LabelResolver("affectnet", keep)
-    problems = Problems(strict)
+    samples = Samples(strict)
     boxes = None
     if layout == "csv":
         csv_path = source if source.is_file() else _csv_file(source, split)
         if not csv_path.is_file():
             raise DataError(f"AffectNet list {csv_path} does not exist")
-        paths, targets, box_list, dropped = _read_csv(
-            csv_path, _image_root(csv_path, images), resolver, problems, crop)
-        boxes = np.array(box_list, np.float64).reshape(-1, 4) if crop else None
+        _read_csv(csv_path, _image_root(csv_path, images), resolver, samples, crop)
+        boxes = np.array(samples.boxes, np.float64).reshape(-1, 4) if crop else None
     else:
         split_dir = source / NPY_DIRS[split]
         if not (split_dir / "annotations").is_dir():
             raise DataError(f"AffectNet folder {split_dir / 'annotations'} does not exist")
-        paths, targets, dropped = _read_npy(split_dir, resolver, problems)
-    if not paths:
+        _read_npy(split_dir, resolver, samples)
+    if not samples:
         raise DataError(f"AffectNet {split} at {source} has no usable images")
-    return AffectNet(paths, targets, split=split, boxes=boxes, transform=transform,
-                     dropped=dict(dropped), problems=problems.messages)
+    return samples.dataset(AffectNet, split=split, transform=transform, boxes=boxes)

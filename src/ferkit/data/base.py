@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -24,6 +24,9 @@ from torch.utils.data import Dataset
 
 from ferkit.errors import DataError
 from ferkit.labels import CANONICAL
+
+if TYPE_CHECKING:
+    from ferkit.data.folder import LabelResolver
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,52 @@ class Problems:
 
     def __len__(self) -> int:
         return len(self.messages)
+
+
+class Samples:
+    """What an adapter collects entry by entry: image paths, canonical targets, optional face
+    boxes, the entries of left-out classes (``dropped``, counted per reason) and ``problems``.
+
+    Each adapter parses its own format; what follows a parsed entry is the same for all:
+    :meth:`add` resolves its label (unknown: a problem; a left-out class: counted in
+    ``dropped``), :meth:`keep` checks that the image exists (a problem when not) and records
+    the sample, and :meth:`dataset` builds the adapter's dataset from what was kept.
+    """
+
+    def __init__(self, strict: bool = True) -> None:
+        self.problems = Problems(strict)
+        self.paths: list[Path] = []
+        self.targets: list[int] = []
+        self.boxes: list[Sequence[float]] = []
+        self.dropped: Counter[str] = Counter()
+
+    def add(self, path: Path, token: str, *, resolver: LabelResolver, where: str,
+            box: Sequence[float] | None = None) -> None:
+        """Resolve the label ``token`` and :meth:`keep` the sample unless it is left out."""
+        index = resolver.resolve_entry(token, where=where, samples=self)
+        if index is not None:
+            self.keep(path, index, where=where, box=box)
+
+    def keep(self, path: Path, target: int, *, where: str,
+             box: Sequence[float] | None = None) -> None:
+        """Record one sample, or a problem at ``where`` when its image does not exist."""
+        if not path.is_file():
+            self.problems.add(f"{where}: image {path} does not exist")
+            return
+        self.paths.append(path)
+        self.targets.append(target)
+        if box is not None:
+            self.boxes.append(box)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def dataset(self, cls: type[ImageFileDataset], *, split: str, transform: Any = None,
+                **extra: Any) -> Any:
+        """``cls`` (an :class:`ImageFileDataset`) over the kept samples, with what was
+        dropped and the problems met."""
+        return cls(self.paths, self.targets, split=split, transform=transform,
+                   dropped=dict(self.dropped), problems=self.problems.messages, **extra)
 
 
 class FERDataset(Dataset):

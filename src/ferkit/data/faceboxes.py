@@ -33,7 +33,7 @@ import numpy as np
 from PIL import Image
 
 from ferkit.config import DataConfig
-from ferkit.data.base import ImageFileDataset, Problems
+from ferkit.data.base import ImageFileDataset, Samples
 from ferkit.errors import DataError, FerkitError
 from ferkit.labels import CANONICAL_INDEX, canonical_name
 
@@ -126,11 +126,7 @@ def open_faceboxes(
     keep = None
     if classes is not None:
         keep = {CANONICAL_INDEX[canonical_name(c)] for c in classes}
-    problems = Problems(strict)
-    paths: list[Path] = []
-    targets: list[int] = []
-    boxes: list[tuple[float, ...]] = []
-    dropped: dict[str, int] = {}
+    samples = Samples(strict)
     for number, row in enumerate(rows, 2):
         if has_splits and row["split"] != split:
             continue
@@ -138,33 +134,26 @@ def open_faceboxes(
         try:
             index = CANONICAL_INDEX[canonical_name(row["label"] or "")]
         except FerkitError as exc:
-            problems.add(f"{where}: {exc}")
+            samples.problems.add(f"{where}: {exc}")
             continue
         try:
             box = tuple(float(row[k]) for k in ("x1", "y1", "x2", "y2"))
         except (TypeError, ValueError):
-            problems.add(f"{where}: the box {[row[k] for k in ('x1', 'y1', 'x2', 'y2')]} is "
-                         "not four numbers")
+            samples.problems.add(f"{where}: the box {[row[k] for k in ('x1', 'y1', 'x2', 'y2')]}"
+                                 " is not four numbers")
             continue
         if not (box[2] > box[0] and box[3] > box[1]):
-            problems.add(f"{where}: the box {box} is empty (need x2 > x1 and y2 > y1)")
+            samples.problems.add(f"{where}: the box {box} is empty (need x2 > x1 and y2 > y1)")
             continue
         if keep is not None and index not in keep:
-            name = canonical_name(row["label"])
-            dropped[name] = dropped.get(name, 0) + 1
+            samples.dropped[canonical_name(row["label"])] += 1
             continue
-        path = root / IMAGES_DIR / row["file"]
-        if not path.is_file():
-            problems.add(f"{where}: image {path} does not exist")
-            continue
-        paths.append(path)
-        targets.append(index)
-        boxes.append(box)
-    if has_splits and not paths and not problems:
+        samples.keep(root / IMAGES_DIR / row["file"], index, where=where, box=box)
+    if has_splits and not samples and not samples.problems:
         known = sorted({r["split"] for r in rows})
         raise DataError(f"{labels_file} has no {split!r} rows (splits: {', '.join(known)})")
-    dataset = FaceBoxDataset(paths, targets, split=split, face_boxes=np.asarray(boxes),
-                             transform=transform, dropped=dropped, problems=problems.messages)
+    dataset = samples.dataset(FaceBoxDataset, split=split, transform=transform,
+                              face_boxes=np.asarray(samples.boxes))
     dataset.name = root.resolve().name  # reports say "expw_dev", not "face boxes"
     return dataset
 

@@ -21,12 +21,11 @@ Example:
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ferkit.data.base import ImageFileDataset, Problems
+from ferkit.data.base import ImageFileDataset, Samples
 from ferkit.errors import DataError, FerkitError
 from ferkit.labels import (
     CANONICAL,
@@ -92,20 +91,22 @@ class LabelResolver:
             return ", ".join(f"{i} {n}" for i, n in enumerate(self.names))
         return "none given"
 
-    def resolve_entry(self, token: str, *, where: str, problems: Problems,
-                      dropped: MutableMapping[str, int]) -> int | None:
-        """:meth:`resolve` for one dataset entry, with the bookkeeping every adapter needs.
+    def resolve_entry(self, token: str, *, where: str, samples: Samples,
+                      count: int = 1) -> int | None:
+        """:meth:`resolve` for one dataset entry (``count`` images), with the bookkeeping
+        every adapter needs.
 
-        An unknown label goes to ``problems`` (raised at once when strict), a dropped class
-        is counted in ``dropped``; returns the canonical index, or ``None`` to skip the entry.
+        An unknown label goes to ``samples.problems`` (raised at once when strict), a dropped
+        class is counted in ``samples.dropped``; returns the canonical index, or ``None`` to
+        skip the entry.
         """
         try:
             index, reason = self.resolve(token)
         except FerkitError as exc:
-            problems.add(f"{where}: {exc}")
+            samples.problems.add(f"{where}: {exc}")
             return None
         if index is None:
-            dropped[str(reason)] = dropped.get(str(reason), 0) + 1
+            samples.dropped[str(reason)] += count
         return index
 
     def resolve(self, token: str) -> tuple[int | None, str | None]:
@@ -232,24 +233,15 @@ def open_folder(
     root = Path(source)
     folder = split_folder(root, split)
     resolver = LabelResolver(label_order, classes)
-    problems = Problems(strict)
-    paths: list[Path] = []
-    targets: list[int] = []
-    dropped: Counter[str] = Counter()
+    samples = Samples(strict)
     for class_dir in _subdirs(folder):
-        try:
-            index, reason = resolver.resolve(class_dir.name)
-        except FerkitError as exc:
-            problems.add(f"class folder {class_dir}: {exc}")
-            continue
         files = image_files(class_dir)
-        if index is None:
-            dropped[str(reason)] += len(files)
-            continue
-        paths += files
-        targets += [index] * len(files)
-    if not paths:
+        index = resolver.resolve_entry(class_dir.name, where=f"class folder {class_dir}",
+                                       samples=samples, count=len(files))
+        if index is not None:  # listed files exist: no per-file check needed
+            samples.paths += files
+            samples.targets += [index] * len(files)
+    if not samples:
         raise DataError(f"split {split!r} at {folder} has no images in class folders "
                         f"(looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
-    return ImageFolderFER(paths, targets, split=split, transform=transform,
-                          dropped=dict(dropped), problems=problems.messages)
+    return samples.dataset(ImageFolderFER, split=split, transform=transform)

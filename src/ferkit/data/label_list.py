@@ -18,12 +18,11 @@ Example:
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ferkit.data.base import ImageFileDataset, Problems
+from ferkit.data.base import ImageFileDataset, Samples
 from ferkit.data.folder import LabelOrder, LabelResolver
 from ferkit.errors import DataError
 
@@ -102,10 +101,7 @@ def open_label_list(
     list_file = _label_file(source, split,
                             {"train": train_label, "val": val_label, "test": test_label}, base)
     resolver = LabelResolver(label_order, classes)
-    problems = Problems(strict)
-    paths: list[Path] = []
-    targets: list[int] = []
-    dropped: Counter[str] = Counter()
+    samples = Samples(strict)
     try:
         lines = list_file.read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
@@ -117,19 +113,10 @@ def open_label_list(
         parts = text.rsplit(maxsplit=1)
         where = f"{list_file} line {number}"
         if len(parts) != 2:
-            problems.add(f"{where}: {text!r} is not 'relative/path label'")
+            samples.problems.add(f"{where}: {text!r} is not 'relative/path label'")
             continue
         relative, token = parts
-        index = resolver.resolve_entry(token, where=where, problems=problems, dropped=dropped)
-        if index is None:
-            continue
-        path = base / relative
-        if not path.is_file():
-            problems.add(f"{where}: image {path} does not exist")
-            continue
-        paths.append(path)
-        targets.append(index)
-    if not paths:
+        samples.add(base / relative, token, resolver=resolver, where=where)
+    if not samples:
         raise DataError(f"label file {list_file} lists no usable images for split {split!r}")
-    return LabelListFER(paths, targets, split=split, transform=transform,
-                        dropped=dict(dropped), problems=problems.messages)
+    return samples.dataset(LabelListFER, split=split, transform=transform)

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ferkit.data.base import ImageFileDataset, Problems
+from ferkit.data.base import ImageFileDataset, Samples
 from ferkit.data.folder import LabelResolver
 from ferkit.errors import DataError
 
@@ -82,36 +82,25 @@ def open_rafdb(
         if images == kind and not folder.is_dir():
             raise DataError(f"RAF-DB image folder {folder} does not exist")
     resolver = LabelResolver("rafdb", classes)
-    problems = Problems(strict)
-    paths: list[Path] = []
-    targets: list[int] = []
-    dropped: dict[str, int] = {}
+    samples = Samples(strict)
     for number, line in enumerate(list_file.read_text(encoding="utf-8-sig").splitlines(), 1):
         parts = line.split()
         if not parts:
             continue
         where = f"{list_file} line {number}"
         if len(parts) != 2:
-            problems.add(f"{where}: {line.strip()!r} is not 'train_00001.jpg 5'")
+            samples.problems.add(f"{where}: {line.strip()!r} is not 'train_00001.jpg 5'")
             continue
         name, token = parts
         if not name.startswith(f"{split}_"):
             if not name.startswith(tuple(f"{s}_" for s in SPLITS)):
-                problems.add(f"{where}: image name {name!r} starts with neither train_ nor "
-                             "test_")
-            continue
-        index = resolver.resolve_entry(token, where=where, problems=problems, dropped=dropped)
-        if index is None:
+                samples.problems.add(f"{where}: image name {name!r} starts with neither "
+                                     "train_ nor test_")
             continue
         path = aligned_dir / f"{Path(name).stem}_aligned.jpg"
         if images == "original" or (images == "auto" and not path.is_file()):
             path = original_dir / name
-        if not path.is_file():
-            problems.add(f"{where}: image {path} does not exist")
-            continue
-        paths.append(path)
-        targets.append(index)
-    if not paths:
+        samples.add(path, token, resolver=resolver, where=where)
+    if not samples:
         raise DataError(f"{list_file} lists no usable {split} images")
-    return RAFDB(paths, targets, split=split, transform=transform, dropped=dropped,
-                 problems=problems.messages)
+    return samples.dataset(RAFDB, split=split, transform=transform)
