@@ -247,32 +247,27 @@ def _is_type_tag(part: str) -> bool:
     return part in ("int", "float", "str") or "[" in part
 
 
+#: pydantic error type -> what it means in plain words (``{...}`` filled from its context)
+_PLAIN = {
+    "greater_than": "must be greater than {gt}",
+    "greater_than_equal": "must be at least {ge}",
+    "less_than_equal": "must be at most {le}",
+    "int_type": "must be a number", "float_type": "must be a number",
+    "string_type": "must be a string",
+    "dict_type": "must be a JSON object", "model_type": "must be a JSON object",
+    "tuple_type": "must be a list",
+    "literal_error": "must be one of {expected}",
+    "too_short": "needs at least {min_length} entries",
+    "too_long": "takes at most {max_length} entries",
+    "string_too_short": "must not be empty",
+    "extra_forbidden": "is not a ferkit config field (a typo?)",
+}
+
+
 def _plain(error: dict[str, Any]) -> str:
-    kind, ctx = error["type"], error.get("ctx") or {}
-    if kind == "greater_than":
-        return f"must be greater than {ctx['gt']}"
-    if kind == "greater_than_equal":
-        return f"must be at least {ctx['ge']}"
-    if kind == "less_than_equal":
-        return f"must be at most {ctx['le']}"
-    if kind in ("int_type", "float_type"):
-        return "must be a number"
-    if kind == "string_type":
-        return "must be a string"
-    if kind in ("dict_type", "model_type"):
-        return "must be a JSON object"
-    if kind == "tuple_type":
-        return "must be a list"
-    if kind == "literal_error":
-        return f"must be one of {ctx['expected']}"
-    if kind == "too_short":
-        return f"needs at least {ctx['min_length']} entries"
-    if kind == "too_long":
-        return f"takes at most {ctx['max_length']} entries"
-    if kind == "string_too_short":
-        return "must not be empty"
-    if kind == "extra_forbidden":
-        return "is not a ferkit config field (a typo?)"
+    template = _PLAIN.get(error["type"])
+    if template is not None:
+        return template.format(**(error.get("ctx") or {}))
     message = str(error["msg"])
     return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
 
