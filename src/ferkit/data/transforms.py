@@ -339,44 +339,45 @@ class BoxJitter(torch.nn.Module):
         return image.crop(box).resize((width, height), Image.BILINEAR)
 
 
-class RandomDownscale(torch.nn.Module):
-    """Shrink by a factor drawn from ``factors`` and enlarge back (a low-resolution face)."""
+class _DrawnStrength(torch.nn.Module):
+    """A degradation whose strength is drawn uniformly from ``(low, high)`` for each image;
+    subclasses say in :meth:`degrade` what the strength does."""
 
-    def __init__(self, factors: tuple[float, float]) -> None:
+    def __init__(self, bounds: tuple[float, float]) -> None:
         super().__init__()
-        self.factors = factors
+        self.bounds = bounds
 
     def forward(self, image: Image.Image) -> Image.Image:
-        factor = _uniform(*self.factors)
+        return self.degrade(image, _uniform(*self.bounds))
+
+    def degrade(self, image: Image.Image, strength: float) -> Image.Image:
+        raise NotImplementedError
+
+
+class RandomDownscale(_DrawnStrength):
+    """Shrink by a factor drawn from ``(low, high)`` and enlarge back (a low-resolution face)."""
+
+    def degrade(self, image: Image.Image, factor: float) -> Image.Image:
         width, height = image.size
         small = image.resize((max(1, round(width * factor)), max(1, round(height * factor))),
                              Image.BILINEAR)
         return small.resize((width, height), Image.BILINEAR)
 
 
-class RandomGamma(torch.nn.Module):
-    """``pixel ** gamma`` with gamma drawn from ``gammas`` (under/over-exposed photos)."""
+class RandomGamma(_DrawnStrength):
+    """``pixel ** gamma`` with gamma drawn from ``(low, high)`` (under/over-exposed photos)."""
 
-    def __init__(self, gammas: tuple[float, float]) -> None:
-        super().__init__()
-        self.gammas = gammas
-
-    def forward(self, image: Image.Image) -> Image.Image:
-        gamma = _uniform(*self.gammas)
+    def degrade(self, image: Image.Image, gamma: float) -> Image.Image:
         table = [round(255 * (i / 255) ** gamma) for i in range(256)]
         return image.point(table * len(image.getbands()))
 
 
-class RandomJPEG(torch.nn.Module):
-    """A JPEG round trip at a quality drawn from ``qualities`` (web photos)."""
+class RandomJPEG(_DrawnStrength):
+    """A JPEG round trip at a quality drawn from ``(low, high)`` (web photos)."""
 
-    def __init__(self, qualities: tuple[float, float]) -> None:
-        super().__init__()
-        self.qualities = qualities
-
-    def forward(self, image: Image.Image) -> Image.Image:
+    def degrade(self, image: Image.Image, quality: float) -> Image.Image:
         buffer = io.BytesIO()
-        image.save(buffer, "JPEG", quality=round(_uniform(*self.qualities)))
+        image.save(buffer, "JPEG", quality=round(quality))
         buffer.seek(0)
         with Image.open(buffer) as decoded:
             return decoded.convert(image.mode)
