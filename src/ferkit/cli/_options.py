@@ -24,6 +24,15 @@ BackendOpt = Annotated[str, typer.Option(
 DetectorOpt = Annotated[str, typer.Option(
     "--detector", help="face detector: retinaface, yunet or haar")]
 
+# The label-list dataset form (as DSAN's train.py): a folder and 'path label' list files.
+DataDirOpt = Annotated[str | None, typer.Option(
+    "--data-dir", help="label-list form: folder the listed image paths are relative to (as "
+    "DSAN's train.py --data_dir)")]
+TrainLabelOpt = Annotated[str | None, typer.Option(
+    "--train-label", help="label-list form: 'path label' file for training")]
+ValLabelOpt = Annotated[str | None, typer.Option(
+    "--val-label", help="label-list form: 'path label' file for validation")]
+
 #: ``-q``: no progress bars (they are also off when stderr is not a terminal).
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")]
 

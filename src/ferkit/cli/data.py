@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ferkit.cli._options import check_choice
+from ferkit.cli._options import DataDirOpt, TrainLabelOpt, ValLabelOpt, check_choice
 from ferkit.errors import FerkitError
 
 
@@ -64,12 +64,9 @@ def register(app: typer.Typer) -> None:
             "--label-order",
             help="meaning of numeric labels/folders: a known order (dacl, rafdb, "
                  "rafdb_folders, fer2013, affectnet, ...) or comma-separated class names")] = None,
-        data_dir: Annotated[Path | None, typer.Option(
-            "--data-dir", help="label lists: folder the listed paths are relative to")] = None,
-        train_label: Annotated[Path | None, typer.Option(
-            "--train-label", help="label lists: the training list file")] = None,
-        val_label: Annotated[Path | None, typer.Option(
-            "--val-label", help="label lists: the validation list file")] = None,
+        data_dir: DataDirOpt = None,
+        train_label: TrainLabelOpt = None,
+        val_label: ValLabelOpt = None,
         option: Annotated[list[str] | None, typer.Option(
             "--option", "-O",
             help="adapter option key=value (repeatable), e.g. -O drop_train_duplicates=true, "

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ferkit.cli._options import QuietOpt
+from ferkit.cli._options import DataDirOpt, QuietOpt, TrainLabelOpt, ValLabelOpt
 
 
 def register(app: typer.Typer) -> None:
@@ -27,13 +27,9 @@ def register(app: typer.Typer) -> None:
             "--print-recipe", help="print the resolved recipe and exit")] = False,
         list_: Annotated[bool, typer.Option(
             "--list", help="list shipped recipes and exit")] = False,
-        data_dir: Annotated[str | None, typer.Option(
-            "--data-dir", help="label-list form: folder the listed image paths are relative "
-            "to (as DSAN's train.py --data_dir)")] = None,
-        train_label: Annotated[str | None, typer.Option(
-            "--train-label", help="label-list form: 'path label' file for training")] = None,
-        val_label: Annotated[str | None, typer.Option(
-            "--val-label", help="label-list form: 'path label' file for validation")] = None,
+        data_dir: DataDirOpt = None,
+        train_label: TrainLabelOpt = None,
+        val_label: ValLabelOpt = None,
         devices: Annotated[str | None, typer.Option(
             help="devices per node: a count (2), a list (0,1) or auto (same as --set "
                  "trainer.devices=...; under torchrun/SLURM: the launcher's)")] = None,
