@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Annotated
 
@@ -19,6 +23,45 @@ TtaOpt = Annotated[str | None, typer.Option("--tta", help="test-time augmentatio
 FormatOpt = Annotated[str, typer.Option("--format", "-f", help="human, json or quiet")]
 OptionOpt = Annotated[list[str] | None, typer.Option(
     "--option", help="dataset adapter option key=value (repeatable)")]
+BatchSizeOpt = Annotated[int, typer.Option("--batch-size", "-b")]
+
+
+@dataclass(frozen=True)
+class EvaluationData:
+    """Which data to evaluate on, and how: the options ``evaluate`` and ``compare`` share."""
+
+    data: str
+    data_format: str | None
+    split: str
+    tta: str | None
+    batch_size: int
+    device: str
+
+
+#: EvaluationData's command-line declaration (same order), default values last.
+_EVALUATION_OPTIONS = (("data", DataOpt, inspect.Parameter.empty),
+                       ("data_format", DataFormatOpt, None), ("split", SplitOpt, "test"),
+                       ("tta", TtaOpt, None), ("batch_size", BatchSizeOpt, 64),
+                       ("device", DeviceOpt, "auto"))
+
+
+def with_evaluation_data(command: Callable[..., None]) -> Callable[..., None]:
+    """``command`` with the :class:`EvaluationData` options declared once: they follow its
+    positional argument on the command line and reach it as its ``evaluation`` argument."""
+    own = [p for p in inspect.signature(command, eval_str=True).parameters.values()
+           if p.name != "evaluation"]
+    shared = [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                annotation=annotation, default=default)
+              for name, annotation, default in _EVALUATION_OPTIONS]
+    names = [f.name for f in fields(EvaluationData)]
+
+    @functools.wraps(command)
+    def run(**kwargs):
+        evaluation = EvaluationData(**{name: kwargs.pop(name) for name in names})
+        return command(evaluation=evaluation, **kwargs)
+
+    run.__signature__ = inspect.Signature([*own[:1], *shared, *own[1:]])
+    return run
 
 
 def _open(data: str, data_format: str | None, split: str, options: list[str] | None):
@@ -51,14 +94,10 @@ def _check_temperature(temperature: float | None) -> None:
 
 def register(app: typer.Typer) -> None:
     @app.command()
+    @with_evaluation_data
     def evaluate(
         checkpoint: Annotated[str, typer.Argument(help="checkpoint dir (RUN/best) or 'default'")],
-        data: DataOpt,
-        data_format: DataFormatOpt = None,
-        split: SplitOpt = "test",
-        tta: TtaOpt = None,
-        batch_size: Annotated[int, typer.Option("--batch-size", "-b")] = 64,
-        device: DeviceOpt = "auto",
+        evaluation: EvaluationData,
         json_out: Annotated[Path | None, typer.Option(
             "--json", help="write the JSON report")] = None,
         confusion: Annotated[Path | None, typer.Option(
@@ -95,12 +134,14 @@ def register(app: typer.Typer) -> None:
 
         check_choice(format)
         _check_temperature(temperature)
-        device = resolve_device(device)  # an unavailable device fails before the model loads
+        # An unavailable device fails before the model loads.
+        device = resolve_device(evaluation.device)
         with progress_display(quiet=quiet):
             model = load_checkpoint(checkpoint, map_location=device)
-            dataset = _open(data, data_format, split, option)
-            report = run_evaluation(model, dataset, batch_size=batch_size, tta=tta,
-                                    device=device, meta={"checkpoint": checkpoint},
+            dataset = _open(evaluation.data, evaluation.data_format, evaluation.split, option)
+            report = run_evaluation(model, dataset, batch_size=evaluation.batch_size,
+                                    tta=evaluation.tta, device=device,
+                                    meta={"checkpoint": checkpoint},
                                     temperature=temperature)
         if json_out is not None:
             atomic.write_text(json_out, report.to_json())
@@ -127,7 +168,7 @@ def register(app: typer.Typer) -> None:
         data_format: DataFormatOpt = None,
         split: Annotated[str, typer.Option(
             "--split", help="held-out split to fit on (never the one you report)")] = "val",
-        batch_size: Annotated[int, typer.Option("--batch-size", "-b")] = 64,
+        batch_size: BatchSizeOpt = 64,
         device: DeviceOpt = "auto",
         dry_run: Annotated[bool, typer.Option(
             "--dry-run", help="fit and print, but leave config.json as it is")] = False,
@@ -167,14 +208,10 @@ def register(app: typer.Typer) -> None:
                   + ("" if dry_run else f"; written to {result['config']}"))
 
     @app.command()
+    @with_evaluation_data
     def compare(
         checkpoints: Annotated[list[str], typer.Argument(help="two or more checkpoint dirs")],
-        data: DataOpt,
-        data_format: DataFormatOpt = None,
-        split: SplitOpt = "test",
-        tta: TtaOpt = None,
-        batch_size: Annotated[int, typer.Option("--batch-size", "-b")] = 64,
-        device: DeviceOpt = "auto",
+        evaluation: EvaluationData,
         option: OptionOpt = None,
         format: FormatOpt = "human",
         quiet: QuietOpt = False,
@@ -193,11 +230,11 @@ def register(app: typer.Typer) -> None:
         from ferkit.progress import progress_display
 
         check_choice(format)
-        device = resolve_device(device)
+        device = resolve_device(evaluation.device)
         with progress_display(quiet=quiet):
-            dataset = _open(data, data_format, split, option)
-            reports = run_compare(checkpoints, dataset, batch_size=batch_size, tta=tta,
-                                  device=device)
+            dataset = _open(evaluation.data, evaluation.data_format, evaluation.split, option)
+            reports = run_compare(checkpoints, dataset, batch_size=evaluation.batch_size,
+                                  tta=evaluation.tta, device=device)
         if format == "json":
             print(json.dumps([r.to_dict() for r in reports], indent=2))
         elif format == "quiet":
