@@ -78,7 +78,7 @@ def place_labels(boxes: Sequence[Sequence[float]], sizes: Sequence[Sequence[floa
     overlapping no other label or face when there is room (the rule in the module doc)."""
     width, height = float(image_size[0]), float(image_size[1])
     face_rects = [_rect(*b) for b in boxes]
-    placed: list[tuple[float, float, float, float]] = []
+    placed: list[Box] = []
     corners: list[tuple[float, float]] = []
     for (x1, y1, x2, y2), (w, h) in zip(boxes, sizes, strict=True):
         x1, y1, x2, y2, w, h = (float(v) for v in (x1, y1, x2, y2, w, h))
@@ -131,7 +131,7 @@ def draw_labelled_boxes(image: np.ndarray | Image.Image, faces: Sequence[Labelle
 
 
 def label_rects(image_size: tuple[int, int], faces: Sequence[LabelledBox],
-                ) -> list[tuple[float, float, float, float]]:
+                ) -> list[Box]:
     """``(x1, y1, x2, y2)`` of each face's label as :func:`draw_labelled_boxes` draws it on
     an image of ``image_size`` ``(W, H)``."""
     draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
@@ -185,7 +185,7 @@ def draw_results(image: np.ndarray | Image.Image, result: ImageResult, *,
                                                        show_landmarks=show_landmarks))
 
 
-def _rect(x1: float, y1: float, x2: float, y2: float) -> tuple[float, float, float, float]:
+def _rect(x1: float, y1: float, x2: float, y2: float) -> Box:
     return float(x1), float(y1), float(x2), float(y2)
 
 

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ferkit.boxes import Box
 from ferkit.config import DataConfig, ModelConfig
 from ferkit.errors import CheckpointError, FerkitError, InputError
 from ferkit.faces.align import AlignedFace, align_face, whole_image_face
@@ -320,7 +321,7 @@ def detect_and_align(image: ImageSource, data: DataConfig,
     return [align_face(image, det, data) for det in detections]
 
 
-def _check_box(box: BoxLike, image: np.ndarray) -> tuple[float, float, float, float]:
+def _check_box(box: BoxLike, image: np.ndarray) -> Box:
     try:
         x1, y1, x2, y2 = (float(v) for v in box)
     except (TypeError, ValueError) as exc:
