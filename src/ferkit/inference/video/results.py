@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ferkit.inference.results import FaceResult
 
+
 @dataclass(frozen=True)
 class TrackedFace:
     """One face in one frame: the per-frame result plus its track and smoothed probabilities.

@@ -20,7 +20,10 @@ from ferkit.inference.video.tracking import (
 if TYPE_CHECKING:
     from ferkit.inference.results import FaceResult, ImageResult
 
+
 class RecognizerLike(Protocol):
+    """What the analyzer calls: a :class:`ferkit.Recognizer` or anything alike."""
+
     def __call__(self, image: Any, *, color: str = "rgb") -> ImageResult: ...
 
 
