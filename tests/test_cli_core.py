@@ -48,3 +48,13 @@ def test_face_detector_option_is_one_declaration_in_every_command(capsys):
         default = "(default retinaface)" if command == "serve" else "[default: retinaface]"
         assert f"--detector <str> face detector: retinaface, yunet or haar {default}" in text, \
             (command, text)
+
+
+def test_serve_takes_the_shared_options_and_leaves_unset_ones_to_its_settings(monkeypatch):
+    seen = []
+    monkeypatch.setattr("ferkit.serve.run_server", seen.append)
+    monkeypatch.setenv("FERKIT_SERVE_BACKEND", "torch")
+    assert main(["serve", "--detector", "haar", "--device", "cpu"]) == 0
+    settings = seen[-1]
+    assert (settings.detector, settings.device, settings.backend, settings.model) == \
+        ("haar", "cpu", "torch", "default")  # backend from the environment, model its default
