@@ -116,6 +116,8 @@ def main() -> None:
     parser.add_argument("checkpoint", help="RUN/best of a FER2013 recipe's run")
     parser.add_argument("--data", required=True, help="fer2013.csv[.gz] or its npz cache")
     parser.add_argument("--name", help="shipped name (default: the run's recipe name)")
+    parser.add_argument("--out", help="write the weights folder here instead of into the "
+                        "package (measure a candidate without shipping it)")
     parser.add_argument("--train-minutes", type=float, help="wall time of the training run")
     parser.add_argument("--hardware", default="2 CPU cores (AMD EPYC, AVX2), no GPU")
     parser.add_argument("--expw", help="expw_dev folder (labels.csv + images/): measured, "
@@ -209,7 +211,8 @@ def main() -> None:
     # The run's provenance holds local paths (dataset source, run dir): replace it whole.
     model.ferkit_config = model.ferkit_config.replace(metrics={}, provenance={},
                                                       temperature=temperature)
-    target = ROOT / "src" / "ferkit" / "weights" / (args.name or recipe_name)
+    target = (Path(args.out) if args.out
+              else ROOT / "src" / "ferkit" / "weights" / (args.name or recipe_name))
     save_checkpoint(model, target, half=True, metrics=metrics, provenance=provenance)
     size = (target / "model.safetensors").stat().st_size / 2**20
     print(f"wrote {target} ({size:.1f} MiB), ferkit {ferkit.__version__}")
