@@ -32,8 +32,8 @@ def test_reference_hyperparameters():
     center = dacl.losses[1]
     assert (center.name, center.weight) == ("sparse_center", 0.01)
     # alpha / lambda = 0.5 / 0.01: the centres move 0.5 x delta c, as in the reference.
-    assert center.optimizer == {"lr": 50.0, "momentum": 0.0, "weight_decay": 0.0,
-                                "scheduled": False}
+    assert center.optimizer.model_dump() == {"lr": 50.0, "momentum": 0.0,
+                                             "weight_decay": 0.0, "scheduled": False}
     assert load_recipe("dan_affectnet8").model.num_classes == 8
     assert load_recipe("dan_affectnet7").data.balanced_sampler is True
 
@@ -53,7 +53,8 @@ def test_overrides_are_typed():
     ("trainer.epoch=3", "unknown recipe key 'trainer.epoch'. Did you mean 'epochs'?"),
     ("optimiser.lr=0.1", "unknown recipe key 'optimiser'. Did you mean 'optimizer'?"),
     ("trainer.epochs=three", "trainer.epochs must be an integer, got 'three'"),
-    ("optimizer.name=rmsprop", "optimizer.name must be one of 'sgd', 'adam', 'adamw'"),
+    ("optimizer.name=rmsprop", "optimizer.name must be one of 'sgd', 'adam', 'adamw', got "
+                               "'rmsprop'"),
     ("trainer.batch_size=1.5", "trainer.batch_size must be an integer, got 1.5"),
     ("losses.5.weight=1", "'5' is not an index of a list with 1 items"),
     ("trainer.epochs", "--set expects key=value"),

@@ -2,9 +2,12 @@
 
 A recipe holds the model spec, the data spec, augmentation, optimiser, scheduler, losses and
 trainer settings.  Recipes for the published setups ship in ``ferkit/training/recipes/``
-(``ferkit train --recipe dan_rafdb``); any YAML file with the same keys works too.  Values
-are type-checked, unknown keys fail with close-match suggestions, and ``--set key=value``
-overrides use the same dotted paths (``trainer.epochs=5``, ``losses.1.weight=0.5``).
+(``ferkit train --recipe dan_rafdb``); any YAML file with the same keys works too.  Each
+section is a frozen pydantic model (like :class:`ferkit.config.ModelConfig`): values are
+type-checked, unknown keys fail with close-match suggestions naming the file and the key,
+and ``--set key=value`` overrides use the same dotted paths (``trainer.epochs=5``,
+``losses.1.weight=0.5``) and the same types (``trainer.limit_train_batches=1`` stays the
+integer 1: one batch, not the whole epoch).
 
 Example:
     >>> from ferkit.training.recipe import load_recipe
@@ -15,54 +18,113 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import difflib
 import re
 import types
 import typing
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    ValidationError,
+    WrapValidator,
+    create_model,
+    field_validator,
+)
 
+from ferkit.config import DataConfig
+from ferkit.data.transforms import AugmentConfig
 from ferkit.errors import FerkitError
 
 RECIPE_DIR = Path(__file__).parent / "recipes"
 
+#: ``owner/repo@commit``: a GitHub repository and a 7-40 hex digit commit.
+FAITHFUL_TO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+@[0-9a-f]{7,40}")
 
-@dataclass
-class ModelSpec:
-    """What :func:`ferkit.create_model` builds.
 
-    ``pretrained`` starts from a ferkit checkpoint (same classes); ``kwargs`` are the
-    architecture's own options (``backbone``, ``num_head``, ``backbone_weights`` …).
-    ``interpolation``, ``alignment``, ``face_margin`` and ``crop_pct`` say how inference must
-    crop faces to match the training images (FER2013's loose box crops: ``box``; DACL's
-    Resize(256) + CenterCrop(224): ``crop_pct: 0.875``).  ``expected_weights`` names the
-    weights the recipe's source starts from (e.g. the MS-Celeb-1M ResNet-18): a run
-    without ``pretrained`` or ``kwargs.backbone_weights`` then warns loudly and says so in
-    its checkpoints' provenance.
-    """
+def _no_bool(value: Any) -> Any:
+    # pydantic reads true as 1.0; in a recipe it is a mistake, not a number.
+    if isinstance(value, bool):
+        raise ValueError("must be a number")
+    return value
 
+
+#: A number; ints become floats, YAML 1.1's ``1e-3`` (read as a string) its value.
+Float = Annotated[float, BeforeValidator(_no_bool)]
+
+
+def _int_or_float(value: Any, handler: Any) -> Any:
+    try:
+        return handler(value)
+    except ValidationError:
+        raise ValueError("must be int or float") from None
+
+
+#: Lightning's batch limits: an int counts batches, a float is a fraction of the epoch, so
+#: the type of what was written is kept (``1`` stays 1, ``1.0`` stays 1.0).
+IntOrFloat = Annotated[StrictInt | Float, WrapValidator(_int_or_float)]
+
+
+class _Section(BaseModel):
+    """A recipe section: frozen, no unknown keys, numbers written where a string goes
+    (``precision: 32``) read as that string."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", coerce_numbers_to_str=True)
+
+
+def _optional_fields(model: type[BaseModel]) -> dict[str, Any]:
+    """``model``'s fields with their types and limits, each optional (``None``: keep what
+    the architecture defines)."""
+    fields: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        typed = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+        fields[name] = (typed | None, None)
+    return fields
+
+
+class _ModelFields(_Section):
     name: str = "baseline"
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    num_classes: int | None = None
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    num_classes: StrictInt | None = None
     label_names: list[str] | None = None
-    input_size: list[int] | None = None
-    mean: list[float] | None = None
-    std: list[float] | None = None
-    interpolation: str | None = None
-    alignment: Literal["five_point", "box"] | None = None
-    face_margin: float | None = None
-    crop_pct: float | None = None
     pretrained: str | None = None
     expected_weights: str | None = None
 
 
-@dataclass
-class DataSpec:
+# DataConfig's fields (input size, normalisation, face crop), optional: written once, in
+# ferkit/config.py, with their limits.
+_ModelWithData = create_model("_ModelWithData", __base__=_ModelFields,
+                              **_optional_fields(DataConfig))
+
+
+class ModelSpec(_ModelWithData):  # type: ignore[misc,valid-type]
+    """What :func:`ferkit.create_model` builds.
+
+    ``pretrained`` starts from a ferkit checkpoint (same classes); ``kwargs`` are the
+    architecture's own options (``backbone``, ``num_head``, ``backbone_weights`` …).
+    The fields of :class:`~ferkit.config.DataConfig` (``input_size``, ``mean``, ``std``,
+    ``interpolation``, ``alignment``, ``face_margin``, ``crop_pct``), when given, replace the
+    architecture's: they say how inference must crop faces to match the training images
+    (FER2013's loose box crops: ``alignment: box``; DACL's Resize(256) + CenterCrop(224):
+    ``crop_pct: 0.875``).  ``expected_weights`` names the weights the recipe's source starts
+    from (e.g. the MS-Celeb-1M ResNet-18): a run without ``pretrained`` or
+    ``kwargs.backbone_weights`` then warns loudly and says so in its checkpoints' provenance.
+    """
+
+    def data_overrides(self) -> dict[str, Any]:
+        """The :class:`~ferkit.config.DataConfig` fields this recipe sets."""
+        return {name: getattr(self, name) for name in DataConfig.model_fields
+                if getattr(self, name) is not None}
+
+
+class DataSpec(_Section):
     """Where the images come from: :func:`ferkit.data.open_dataset` arguments per split.
 
     ``format: fake`` uses :class:`ferkit.data.FakeFER` (tests, benchmarks); ``options``
@@ -71,26 +133,29 @@ class DataSpec:
 
     format: str | None = None
     source: str | None = None
-    options: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = Field(default_factory=dict)
     train_split: str = "train"
     val_split: str = "val"
     test_split: str = "test"
-    balanced_sampler: bool = False
-    num_workers: int = 2
+    balanced_sampler: StrictBool = False
+    num_workers: Annotated[StrictInt, Field(ge=0)] = 2
+
+    def split(self, stage: str) -> str:
+        """The dataset split a stage (``train``/``val``/``test``) reads."""
+        return {"train": self.train_split, "val": self.val_split,
+                "test": self.test_split}.get(stage, stage)
 
 
-@dataclass
-class OptimizerSpec:
+class OptimizerSpec(_Section):
     name: Literal["sgd", "adam", "adamw"] = "sgd"
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    nesterov: bool = False
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    lr: Float = 0.01
+    momentum: Float = 0.9
+    weight_decay: Float = 0.0
+    nesterov: StrictBool = False
+    betas: tuple[Float, Float] = (0.9, 0.999)
 
 
-@dataclass
-class SchedulerSpec:
+class SchedulerSpec(_Section):
     """Per-epoch learning-rate schedule of the main parameter group.
 
     ``step``: ×gamma every ``step_size`` epochs; ``exponential``: ×gamma every epoch;
@@ -99,92 +164,123 @@ class SchedulerSpec:
     """
 
     name: Literal["none", "step", "exponential", "cosine"] = "none"
-    step_size: int = 10
-    gamma: float = 0.1
-    min_lr_ratio: float = 0.0
-    warmup_epochs: int = 0
+    step_size: StrictInt = 10
+    gamma: Float = 0.1
+    min_lr_ratio: Float = 0.0
+    warmup_epochs: StrictInt = 0
 
 
-@dataclass
-class LossSpec:
+class LossOptimizerSpec(_Section):
+    """A loss's own parameter group (its centres): unset values come from ``optimizer``.
+
+    ``scheduled: false`` keeps the group's lr constant, as DACL's separate SGD does."""
+
+    lr: Float | None = None
+    momentum: Float | None = None
+    weight_decay: Float | None = None
+    scheduled: StrictBool = False
+
+    def group_settings(self) -> dict[str, float]:
+        """The torch parameter-group keys this spec sets."""
+        return self.model_dump(exclude_none=True, exclude={"scheduled"})
+
+
+class LossSpec(_Section):
     """One term of the training loss: ``weight * loss``.
 
-    ``name`` is ``cross_entropy`` (soft-target CE when the data gives distributions) or an
-    auxiliary loss from :mod:`ferkit.losses` (``affinity``, ``partition``, ``center``,
-    ``sparse_center``, ``recalibration``).  ``optimizer`` gives the loss's own parameters
-    (centres) their own settings, as DACL's separate SGD does: ``{lr: 0.5, momentum: 0,
-    weight_decay: 0, scheduled: false}``; without it they join the main group (DAN).
+    ``name`` is a loss of :data:`ferkit.losses.LOSSES`: ``cross_entropy`` (soft-target CE
+    when the data gives distributions) or an auxiliary loss (``affinity``, ``partition``,
+    ``center``, ``sparse_center``, ``recalibration``); ``kwargs`` go to its constructor.
+    ``optimizer`` gives the loss's own parameters (centres) their own settings, as DACL's
+    separate SGD does: ``{lr: 0.5, momentum: 0, weight_decay: 0, scheduled: false}``;
+    without it they join the main group (DAN).
     """
 
     name: str = "cross_entropy"
-    weight: float = 1.0
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    optimizer: dict[str, Any] | None = None
+    weight: Float = 1.0
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    optimizer: LossOptimizerSpec | None = None
 
 
-@dataclass
-class TrainerSpec:
+class TrainerSpec(_Section):
     """Run settings passed to Lightning's ``Trainer`` (``devices``/``strategy`` as-is)."""
 
-    epochs: int = 10
-    batch_size: int = 64
-    seed: int = 0
+    epochs: StrictInt = 10
+    batch_size: StrictInt = 64
+    seed: StrictInt = 0
     precision: str = "auto"
     accelerator: str = "auto"
     devices: Any = "auto"
     strategy: str = "auto"
-    num_nodes: int = 1
-    deterministic: bool = False
-    gradient_clip_val: float | None = None
-    accumulate_grad_batches: int = 1
+    num_nodes: StrictInt = 1
+    deterministic: StrictBool = False
+    gradient_clip_val: Float | None = None
+    accumulate_grad_batches: StrictInt = 1
     # Lightning's meaning: an int is a number of batches, a float a fraction of the epoch, so
     # ``limit_train_batches: 1`` (one batch) must not become 1.0 (the whole epoch).
-    limit_train_batches: int | float = 1.0
-    limit_val_batches: int | float = 1.0
-    check_val_every_n_epoch: int = 1
-    log_every_n_steps: int = 50
+    limit_train_batches: IntOrFloat = 1.0
+    limit_val_batches: IntOrFloat = 1.0
+    check_val_every_n_epoch: StrictInt = 1
+    log_every_n_steps: StrictInt = 50
     monitor: Literal["val/acc", "val/f1_macro", "val/loss"] = "val/acc"
-    detect_nonfinite: bool = True
-    progress_bar: bool = True
+    detect_nonfinite: StrictBool = True
+    progress_bar: StrictBool = True
     # NHWC layout for convolutions: up to 1.4x faster ResNet-18 training on AVX2 CPUs (one
     # probe; another saw no gain: benchmarks/README_training.md); only the memory order differs.
-    channels_last: bool = True
+    channels_last: StrictBool = True
     # torch.compile the training forward (the saved model and its checkpoints are unchanged):
     # 2.5x DSAN's fp32 training speed on 2 AVX2 cores, after a compile of minutes
     # (benchmarks/README_training.md), so it pays on long runs only.
-    compile: bool = False
+    compile: StrictBool = False
 
 
-@dataclass
-class Recipe:
+class Recipe(_Section):
     """A whole training setup; ``source`` documents where the hyperparameters come from.
 
     ``faithful_to: owner/repo@commit`` declares that the recipe trains as that reference
     code does (optimiser, schedule, transforms, loss weights); the test suite
     (tests/test_faithful_recipes.py) checks every such recipe against values read from the
     reference's code, and docs/training.md lists each setting with its file:line.
+    ``augment`` holds :class:`ferkit.data.transforms.AugmentConfig` options as written
+    (``preset: photo`` stays a preset), checked against that class.
     """
 
     name: str = "custom"
     source: str = ""
     faithful_to: str | None = None
-    model: ModelSpec = field(default_factory=ModelSpec)
-    data: DataSpec = field(default_factory=DataSpec)
-    augment: dict[str, Any] = field(default_factory=dict)
-    optimizer: OptimizerSpec = field(default_factory=OptimizerSpec)
-    scheduler: SchedulerSpec = field(default_factory=SchedulerSpec)
-    losses: list[LossSpec] = field(default_factory=lambda: [LossSpec()])
-    trainer: TrainerSpec = field(default_factory=TrainerSpec)
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    data: DataSpec = Field(default_factory=DataSpec)
+    augment: dict[str, Any] = Field(default_factory=dict)
+    optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
+    scheduler: SchedulerSpec = Field(default_factory=SchedulerSpec)
+    losses: list[LossSpec] = Field(default_factory=lambda: [LossSpec()])
+    trainer: TrainerSpec = Field(default_factory=TrainerSpec)
+
+    @field_validator("faithful_to")
+    @classmethod
+    def _github_commit(cls, value: str | None) -> str | None:
+        if value is not None and not FAITHFUL_TO.fullmatch(value):
+            raise ValueError("must be 'owner/repo@commit' (a GitHub repository and a 7-40 hex "
+                             "digit commit, e.g. yaoing/DAN@4253ad9f)")
+        return value
+
+    @field_validator("augment")
+    @classmethod
+    def _augment_options(cls, value: dict[str, Any]) -> dict[str, Any]:
+        try:
+            AugmentConfig.from_dict(dict(value))
+        except (FerkitError, TypeError) as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Plain YAML/JSON values (lists, not tuples): what ``recipe.yaml``, checkpoint
+        provenance and Lightning's hyperparameters hold; :func:`recipe_from_dict` reads it
+        back to an equal recipe."""
+        return self.model_dump(mode="json")
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
-
-
-#: ``owner/repo@commit``: a GitHub repository and a 7-40 hex digit commit.
-FAITHFUL_TO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+@[0-9a-f]{7,40}")
 
 
 class RecipeWarning(UserWarning):
@@ -248,8 +344,22 @@ def load_recipe(name_or_path: str | Path | dict[str, Any],
     return recipe_from_dict(raw, where=where)
 
 
+def recipe_from_dict(raw: dict[str, Any] | Recipe, *, where: str = "recipe") -> Recipe:
+    """Validate a recipe's plain form (YAML, :meth:`Recipe.to_dict`); the first problem
+    raises a one-line :class:`FerkitError` naming ``where``, the key and what is wrong."""
+    if isinstance(raw, Recipe):
+        return raw
+    if not isinstance(raw, dict):
+        raise FerkitError(f"{where}: a recipe must be a mapping of keys, got {raw!r}")
+    try:
+        return Recipe.model_validate(raw)
+    except ValidationError as exc:
+        raise FerkitError(_describe(exc, where)) from None
+
+
 def apply_override(raw: dict[str, Any], item: str) -> None:
-    """Set ``a.b.c=value`` in ``raw``; the value is parsed as YAML (never ``eval``)."""
+    """Set ``a.b.c=value`` in ``raw``; the value is parsed as YAML (never ``eval``) and
+    typed by the field it lands in when the recipe is validated."""
     key, sep, text = item.partition("=")
     if not sep or not key.strip():
         raise FerkitError(f"--set expects key=value (e.g. trainer.epochs=5), got {item!r}")
@@ -284,121 +394,109 @@ def _list_index(part: str, node: list, parts: list[str]) -> int:
 
 def _check_path(parts: list[str]) -> None:
     """Fail early, with suggestions, on a dotted path no recipe field has."""
-    hints = typing.get_type_hints(Recipe)
     tp: Any = Recipe
     for i, part in enumerate(parts):
-        tp = _strip_optional(tp)
-        if dataclasses.is_dataclass(tp):
-            hints = typing.get_type_hints(tp)
-            if part not in hints:
-                _unknown_key(".".join(parts[:i]), part, list(hints))
-            tp = hints[part]
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            if part not in tp.model_fields:
+                raise FerkitError(_unknown_key("--set", parts[:i], part, tp))
+            tp = _inner(tp.model_fields[part].annotation)
         elif typing.get_origin(tp) is list:
             if not part.isdigit():
                 raise FerkitError(f"--set {'.'.join(parts)}: {part!r} must be a list index")
-            tp = typing.get_args(tp)[0]
+            tp = _inner(typing.get_args(tp)[0])
         else:
             return  # free-form dicts (kwargs, options, augment) take any key
 
 
-def recipe_from_dict(raw: dict[str, Any], *, where: str = "recipe") -> Recipe:
-    """Build a :class:`Recipe`, checking every key and value type."""
-    recipe = _build(Recipe, raw, "", where)
-    if recipe.faithful_to is not None and not FAITHFUL_TO.fullmatch(recipe.faithful_to):
-        raise FerkitError(
-            f"{where}: faithful_to must be 'owner/repo@commit' (a GitHub repository and a 7-40 "
-            f"hex digit commit, e.g. yaoing/DAN@4253ad9f), got {recipe.faithful_to!r}"
-        )
-    try:
-        from ferkit.data.transforms import AugmentConfig
-    except ImportError:
-        return recipe
-    if hasattr(AugmentConfig, "from_dict"):
-        try:
-            AugmentConfig.from_dict(dict(recipe.augment))
-        except (FerkitError, TypeError, ValueError) as exc:
-            raise FerkitError(f"{where}: augment: {exc}") from exc
-    return recipe
+def _inner(tp: Any) -> Any:
+    """The section or list type behind ``Optional[...]``/``Annotated[...]``."""
+    while True:
+        if typing.get_origin(tp) is Annotated:
+            tp = typing.get_args(tp)[0]
+        elif typing.get_origin(tp) in (Union, types.UnionType):
+            members = [a for a in typing.get_args(tp) if a is not type(None)]
+            if len(members) != 1:
+                return tp
+            tp = members[0]
+        else:
+            return tp
 
 
-def _build(cls: type, raw: Any, prefix: str, where: str) -> Any:
-    if not isinstance(raw, dict):
-        raise FerkitError(f"{where}: {prefix or 'recipe'} must be a mapping, got {raw!r}")
-    hints = typing.get_type_hints(cls)
-    for key in raw:
-        if key not in hints:
-            _unknown_key(prefix, str(key), list(hints), where=where)
-    values = {k: _convert(hints[k], v, f"{prefix}{k}", where) for k, v in raw.items()}
-    return cls(**values)
-
-
-def _convert(tp: Any, value: Any, key: str, where: str) -> Any:
-    origin = typing.get_origin(tp)
-    if origin in (Union, types.UnionType):
-        options = typing.get_args(tp)
-        if value is None and type(None) in options:
+def _section_at(loc: tuple[Any, ...]) -> Any:
+    """The type at a validation error's location (list indices step into the item type)."""
+    tp: Any = Recipe
+    for part in loc:
+        if isinstance(part, int) and typing.get_origin(tp) is list:
+            tp = _inner(typing.get_args(tp)[0])
+        elif isinstance(tp, type) and issubclass(tp, BaseModel) and part in tp.model_fields:
+            tp = _inner(tp.model_fields[part].annotation)
+        else:
             return None
-        inner = [o for o in options if o is not type(None)]
-        # A value already of one of the allowed types keeps it (``int | float``: 1 stays 1).
-        exact = [o for o in inner if isinstance(o, type) and type(value) is o]
-        if exact or len(inner) == 1:
-            return _convert((exact or inner)[0], value, key, where)
-        for option in inner:
-            with contextlib.suppress(FerkitError):
-                return _convert(option, value, key, where)
-        names = " or ".join(getattr(o, "__name__", str(o)) for o in inner)
-        raise FerkitError(f"{where}: {key} must be {names}, got {value!r}")
-    if tp is Any:
-        return value
-    if dataclasses.is_dataclass(tp):
-        return _build(tp, value, key + ".", where)
-    if origin is Literal:
-        if value not in typing.get_args(tp):
-            choices = ", ".join(repr(c) for c in typing.get_args(tp))
-            raise FerkitError(f"{where}: {key} must be one of {choices}, got {value!r}")
-        return value
-    if origin is list:
-        if not isinstance(value, (list, tuple)):
-            raise FerkitError(f"{where}: {key} must be a list, got {value!r}")
-        (item_tp,) = typing.get_args(tp)
-        return [_convert(item_tp, v, f"{key}.{i}", where) for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise FerkitError(f"{where}: {key} must be a mapping, got {value!r}")
-        return dict(value)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise FerkitError(f"{where}: {key} must be true or false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise FerkitError(f"{where}: {key} must be an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string
-            with contextlib.suppress(ValueError):
-                value = float(value)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise FerkitError(f"{where}: {key} must be a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            raise FerkitError(f"{where}: {key} must be a string, got {value!r}")
-        return str(value)
-    return value
-
-
-def _strip_optional(tp: Any) -> Any:
-    if typing.get_origin(tp) in (Union, types.UnionType):
-        inner = [o for o in typing.get_args(tp) if o is not type(None)]
-        return inner[0] if len(inner) == 1 else tp
     return tp
 
 
-def _unknown_key(prefix: str, key: str, known: list[str], where: str = "--set") -> None:
-    full = f"{prefix}.{key}" if prefix and not prefix.endswith(".") else f"{prefix}{key}"
+def _unknown_key(where: str, parent: list[str], key: str, section: type[BaseModel]) -> str:
+    known = list(section.model_fields)
+    full = ".".join([*parent, key])
     close = difflib.get_close_matches(key, known, n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    raise FerkitError(
-        f"{where}: unknown recipe key {full!r}.{hint} Valid keys here: {', '.join(known)}"
-    )
+    return f"{where}: unknown recipe key {full!r}.{hint} Valid keys here: {', '.join(known)}"
+
+
+_PLAIN = {
+    "int_type": "must be an integer",
+    "int_from_float": "must be an integer",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "string_type": "must be a string",
+    "dict_type": "must be a mapping",
+    "model_type": "must be a mapping",
+    "model_attributes_type": "must be a mapping",
+    "list_type": "must be a list",
+    "tuple_type": "must be a list",
+}
+
+
+def _field_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    # Union members and validator wrappers appear in locations as type tags.
+    return tuple(p for p in loc if isinstance(p, int)
+                 or ("[" not in p and p not in ("int", "float", "str")))
+
+
+def _describe(exc: ValidationError, where: str) -> str:
+    """One line for the first error: ``where: key problem, got value``."""
+    errors = exc.errors(include_url=False)
+    error = errors[0]
+    loc = _field_loc(error["loc"])
+    if error["type"] == "missing" and loc and isinstance(loc[-1], int):
+        loc = loc[:-1]  # a short tuple (betas: [0.9]) names the tuple
+        error = {**error, "type": "too_short", "input": None}
+    names = [str(p) for p in loc]
+    key = ".".join(names) or "recipe"
+    kind, ctx, value = error["type"], error.get("ctx") or {}, error.get("input")
+    if kind == "extra_forbidden":
+        section = _section_at(loc[:-1])
+        return _unknown_key(where, names[:-1], names[-1], section)
+    if kind == "literal_error":
+        choices = ctx["expected"].replace(" or ", ", ")
+        return f"{where}: {key} must be one of {choices}, got {value!r}"
+    if kind == "int_type" and any(e["type"].startswith("float") and _field_loc(e["loc"]) == loc
+                                  for e in errors[1:]):
+        problem = "must be a number"  # int or float (DataConfig's mean/std entries)
+    elif kind in _PLAIN:
+        problem = _PLAIN[kind]
+    elif kind == "greater_than_equal":
+        problem = f"must be at least {ctx['ge']}"
+    elif kind == "less_than_equal":
+        problem = f"must be at most {ctx['le']}"
+    elif kind == "greater_than":
+        problem = f"must be greater than {ctx['gt']}"
+    elif kind in ("too_short", "too_long"):
+        problem = "has the wrong number of entries"
+    else:
+        problem = str(error["msg"]).removeprefix("Value error, ")
+    if value is None or isinstance(value, dict):  # a whole section says nothing more
+        return f"{where}: {key}: {problem}"
+    return f"{where}: {key} {problem}, got {value!r}"
