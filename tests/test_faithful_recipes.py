@@ -207,7 +207,7 @@ def test_recipe_settings_match_the_reference(name):
 def test_optimiser_and_schedule_match_the_reference(name):
     ref = REFERENCE[name]
     recipe = load_recipe(name)
-    module = FERModule(recipe.to_dict(), model=_small_model(name, recipe))
+    module = FERModule(recipe, model=_small_model(name, recipe))
     configured = module.configure_optimizers()
     optimizer, scheduler = configured["optimizer"], configured["lr_scheduler"]["scheduler"]
     assert configured["lr_scheduler"]["interval"] == "epoch"
@@ -255,16 +255,16 @@ def test_optimiser_and_schedule_match_the_reference(name):
 def test_loss_terms_and_weights_match_the_reference(name):
     ref = REFERENCE[name]["losses"]
     recipe = load_recipe(name)
-    module = FERModule(recipe.to_dict(), model=_small_model(name, recipe))
+    module = FERModule(recipe, model=_small_model(name, recipe))
     criterion = module.criterion
     assert dict(zip(criterion.names, criterion.weights, strict=True)) == ref["weights"]
-    assert criterion.label_smoothing == 0.0
-    if "affinity" in criterion.aux:
-        centres = criterion.aux["affinity"].centers
+    assert criterion.terms["cross_entropy"].label_smoothing == 0.0
+    if "affinity" in criterion.terms:
+        centres = criterion.terms["affinity"].centers
         assert tuple(centres.shape) == (ref["affinity_centres"], module.model.num_features)
-        assert criterion.aux["partition"].eps == ref["partition_eps"]
-    if "sparse_center" in criterion.aux:
-        loss = criterion.aux["sparse_center"]
+        assert criterion.terms["partition"].eps == ref["partition_eps"]
+    if "sparse_center" in criterion.terms:
+        loss = criterion.terms["sparse_center"]
         # loss.py:7 size_average=True; loss.py:43-52 the per-class (1 + n_k) centre step.
         assert (loss.size_average, loss.centre_update) == (True, "paper")
 

@@ -43,9 +43,9 @@ def _batches(shape: tuple[int, ...], labels: list[list[int]], seed: int):
 def _ferkit_steps(recipe_name: str, model: torch.nn.Module, batches) -> FERModule:
     """``STEPS`` optimisation steps of ``recipe_name`` through FERModule + Lightning."""
     recipe = load_recipe(recipe_name, ["trainer.precision=64-true"])
-    module = FERModule(recipe.to_dict(), model=model)
+    module = FERModule(recipe, model=model)
     module.initial_centres = {name: loss.centers.detach().clone().double()
-                              for name, loss in module.criterion.aux.items()
+                              for name, loss in module.criterion.terms.items()
                               if hasattr(loss, "centers")}
     x = torch.cat([b[0] for b in batches])
     y = torch.cat([b[1] for b in batches])
@@ -75,7 +75,7 @@ def _assert_same(module: FERModule, reference: torch.nn.Module,
         torch.testing.assert_close(ours[name].detach(), param.detach(), rtol=0, atol=1e-8,
                                    msg=name)
     for name, value in centres.items():
-        mine = module.criterion.aux[name].centers.detach()
+        mine = module.criterion.terms[name].centers.detach()
         torch.testing.assert_close(mine, value.detach(), rtol=0, atol=1e-8, msg=name)
         moved = max(moved, float((mine - module.initial_centres[name]).abs().max()))
     assert moved > 1e-3  # the centres did move

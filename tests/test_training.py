@@ -17,8 +17,8 @@ from ferkit.checkpoint import load_checkpoint, read_config, read_state_dict
 from ferkit.data import FakeFER
 from ferkit.errors import FerkitError
 from ferkit.evaluation import evaluate
+from ferkit.losses import LOSSES
 from ferkit.training import NonFiniteLossError, train
-from ferkit.training.losses import AuxLoss, register_aux_loss
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -54,6 +54,16 @@ def test_trains_synthetic_task_above_chance(tmp_path):
     assert report.accuracy >= 0.6
     assert (tmp_path / "run" / "recipe.yaml").is_file()
     assert "val/acc" in (tmp_path / "run" / "logs" / "metrics.csv").read_text()
+    # The Lightning checkpoint alone rebuilds the module: the recipe is its hyperparameters.
+    from ferkit.training import FERModule
+    from ferkit.training.recipe import load_recipe
+
+    rebuilt = FERModule.load_from_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt",
+                                             map_location="cpu")
+    assert rebuilt.recipe == load_recipe(tiny_recipe())
+    last = load_checkpoint(result.last_dir)
+    for key, value in last.state_dict().items():
+        assert torch.equal(rebuilt.model.state_dict()[key], value), key
     # A second run into the same directory must not silently overwrite it.
     with pytest.raises(FerkitError, match="--resume"):
         train(tiny_recipe(), out_dir=tmp_path / "run")
@@ -177,6 +187,9 @@ class ToyCenterLoss(nn.Module):
     def forward(self, embedding, target):
         return self.scale * (embedding - self.centers[target]).pow(2).sum(1).mean() / 2
 
+    def from_output(self, output, target):
+        return self(output.embedding, target)
+
 
 class ExplodingLoss(nn.Module):
     def __init__(self, at_call: int = 3) -> None:
@@ -188,13 +201,12 @@ class ExplodingLoss(nn.Module):
         self.calls += 1
         return embedding.sum() * (float("nan") if self.calls == self.at_call else 0.0)
 
+    def from_output(self, output, target):
+        return self(output.embedding, target)
 
-def _embedding_inputs(out, target):
-    return out.embedding, target
 
-
-register_aux_loss("toy_center", AuxLoss(ToyCenterLoss, _embedding_inputs), replace=True)
-register_aux_loss("exploding", AuxLoss(ExplodingLoss, _embedding_inputs), replace=True)
+LOSSES.register("toy_center", ToyCenterLoss)
+LOSSES.register("exploding", ExplodingLoss)
 
 
 def test_center_loss_gets_its_own_unscheduled_param_group(tmp_path):
@@ -211,7 +223,7 @@ def test_center_loss_gets_its_own_unscheduled_param_group(tmp_path):
     class Record(__import__("lightning").Callback):
         def on_train_end(self, trainer, module):
             seen["groups"] = [(g["name"], g["lr"]) for g in trainer.optimizers[0].param_groups]
-            seen["centers"] = module.criterion.aux["toy_center"].centers.detach().clone()
+            seen["centers"] = module.criterion.terms["toy_center"].centers.detach().clone()
 
     result = train(recipe, out_dir=tmp_path / "run", callbacks=[Record()])
     # Main group decays ×0.5 per epoch (2 epochs -> 0.003*0.25); the centres keep lr 0.5,
@@ -221,7 +233,7 @@ def test_center_loss_gets_its_own_unscheduled_param_group(tmp_path):
     assert seen["centers"].abs().sum() > 0  # the centres were trained
     assert "train/toy_center" in (result.run_dir / "logs" / "metrics.csv").read_text()
     module = FERModule(recipe)
-    assert module.criterion.aux["toy_center"].centers.shape == (7, 64)  # feat_dim inferred
+    assert module.criterion.terms["toy_center"].centers.shape == (7, 64)  # feat_dim inferred
 
 
 def test_nan_loss_stops_with_step_and_term(tmp_path):
@@ -237,13 +249,43 @@ def test_unknown_or_missing_aux_loss_is_a_clear_error(tmp_path):
 
     recipe = tiny_recipe()
     recipe["losses"] = [{"name": "cross_entropy"}, {"name": "centre"}]
-    with pytest.raises(FerkitError, match="unknown loss 'centre'; available: cross_entropy, "):
+    with pytest.raises(FerkitError, match=r"unknown loss 'centre'\. Did you mean 'center'.*"
+                                          r"Available: affinity, center, cross_entropy, "):
         FERModule(recipe)
-    register_aux_loss("not_installed", AuxLoss("ferkit.losses_nowhere:Nope", _embedding_inputs),
-                      replace=True)
-    recipe["losses"] = [{"name": "not_installed"}]
-    with pytest.raises(FerkitError, match="needs ferkit.losses_nowhere.Nope, which this ferkit"):
+    recipe["losses"] = [{"name": "center", "kwargs": {"centre_update": "sideways"}}]
+    with pytest.raises(FerkitError, match="loss 'center': bad options .*centre_update must be"):
         FERModule(recipe)
+    LOSSES.register("no_from_output", nn.Identity)
+    recipe["losses"] = [{"name": "no_from_output"}]
+    with pytest.raises(FerkitError, match=r"Identity\) has no from_output\(output, target\)"):
+        FERModule(recipe)
+
+
+def test_deprecated_register_aux_loss_still_trains_a_term():
+    from ferkit.training import FERModule
+    from ferkit.training.losses import AuxLoss, register_aux_loss
+
+    class Plain(nn.Module):  # an old-style loss: forward only, inputs said beside it
+        def __init__(self, num_classes: int, feat_dim: int) -> None:
+            super().__init__()
+            self.centers = nn.Parameter(torch.ones(num_classes, feat_dim))
+
+        def forward(self, embedding, target):
+            return (embedding - self.centers[target]).pow(2).sum(1).mean()
+
+    with pytest.warns(DeprecationWarning, match="LOSSES.register"):
+        register_aux_loss("old_style", AuxLoss(Plain, lambda out, target: (out.embedding,
+                                                                           target)))
+    recipe = tiny_recipe()
+    recipe["losses"] = [{"name": "cross_entropy"}, {"name": "old_style", "weight": 0.5}]
+    module = FERModule(recipe)
+    term = module.criterion.terms["old_style"]
+    out = module.model(torch.zeros(2, 1, 32, 32))
+    target = torch.tensor([0, 3])
+    _, terms = module.criterion(out, target)
+    expected = 0.5 * (out.embedding - 1).pow(2).sum(1).mean()
+    assert torch.allclose(terms["old_style"], expected)
+    assert term.loss.centers.shape == (7, 64)  # num_classes and feat_dim filled in
 
 
 def test_model_with_class_subset_trains_on_mapped_labels(tmp_path):

@@ -79,15 +79,15 @@ def test_bad_recipe_file_names_file_and_key(tmp_path):
 def test_recipes_name_registered_models_options_and_losses():
     import inspect
 
+    from ferkit.losses import LOSSES
     from ferkit.models.registry import get_model_entry
-    from ferkit.training.losses import aux_loss_names
 
     for name in list_recipes():
         recipe = load_recipe(name)
         entry = get_model_entry(recipe.model.name)
         params = inspect.signature(entry.builder).parameters
         assert set(recipe.model.kwargs) <= set(params), name
-        assert {loss.name for loss in recipe.losses} <= set(aux_loss_names()), name
+        assert {loss.name for loss in recipe.losses} <= set(LOSSES.names()), name
 
 
 def test_faithful_to_is_validated(tmp_path):

@@ -1,9 +1,10 @@
-"""Training losses, each a small ``nn.Module`` called with explicit tensors.
+"""Training losses, each a small ``nn.Module``, registered by name in :data:`LOSSES`.
 
 Convention: ``loss(features, labels)`` (or ``loss(heads)``) with the tensors named in the
-docstring; where a loss reads a :class:`~ferkit.models.output.FEROutput`, a
-``from_output(output, labels)`` helper picks the right fields.  Losses with learnable
-centres are modules with parameters: give them to the optimiser with the model's.
+docstring, and ``from_output(output, target)``, which picks the right fields of a
+:class:`~ferkit.models.output.FEROutput`: the one way the training loop calls every loss
+a recipe names (:mod:`ferkit.losses.registry`).  Losses with learnable centres are modules
+with parameters: give them to the optimiser with the model's.
 
 Example:
     >>> import torch, ferkit
@@ -16,15 +17,23 @@ Example:
     ...         + affinity.from_output(out, labels) + PartitionLoss().from_output(out))
 """
 
+from ferkit.losses._utils import class_indices
 from ferkit.losses.center import CenterLoss
+from ferkit.losses.cross_entropy import SoftCrossEntropyLoss, soft_cross_entropy
 from ferkit.losses.dacl import SparseCenterLoss
 from ferkit.losses.dan import AffinityLoss, PartitionLoss
 from ferkit.losses.dsan import FeatureRecalibrationLoss
+from ferkit.losses.registry import LOSSES, OutputLoss
 
 __all__ = [
+    "LOSSES",
     "AffinityLoss",
     "CenterLoss",
     "FeatureRecalibrationLoss",
+    "OutputLoss",
     "PartitionLoss",
+    "SoftCrossEntropyLoss",
     "SparseCenterLoss",
+    "class_indices",
+    "soft_cross_entropy",
 ]

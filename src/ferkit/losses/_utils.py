@@ -26,3 +26,9 @@ def check_labels(labels: Tensor, batch: int, num_classes: int, loss: str) -> Non
             f"{loss}: labels must lie in [0, {num_classes}), got min {int(labels.min())} max "
             f"{int(labels.max())}; build the loss with num_classes = the model's classes"
         )
+
+
+def class_indices(target: Tensor) -> Tensor:
+    """``(B,)`` class indices from a training target: indices as given, class distributions
+    ``(B, K)`` (soft labels such as FER+ votes) by their most likely class."""
+    return target.argmax(dim=1) if target.ndim == 2 else target

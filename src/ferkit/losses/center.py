@@ -7,7 +7,8 @@ import torch
 from torch import Tensor, nn
 
 from ferkit.errors import InputError
-from ferkit.losses._utils import check_labels, pooled_features
+from ferkit.losses._utils import check_labels, class_indices, pooled_features
+from ferkit.losses.registry import LOSSES
 from ferkit.models.output import FEROutput
 
 CENTRE_UPDATES = ("paper", "gradient")
@@ -31,7 +32,31 @@ def per_class_centres(centres: Tensor, labels: Tensor, batch: float) -> Tensor:
     return centres + (centres - centres.detach()) * (scale - 1.0)
 
 
-class CenterLoss(nn.Module):
+class LearnableCentres(nn.Module):
+    """Class centres ``self.centers`` trained by the optimiser, and the step they take.
+
+    ``centre_update="gradient"``: the loss's true gradient; ``"paper"``: each centre row's
+    gradient rescaled to Wen et al.'s per-class averaged step (:func:`per_class_centres`).
+    """
+
+    def __init__(self, num_classes: int, feat_dim: int, centres: Tensor, *,
+                 centre_update: str) -> None:
+        super().__init__()
+        check_centre_update(centre_update)
+        self.num_classes = num_classes
+        self.feat_dim = feat_dim
+        self.centre_update = centre_update
+        self.centers = nn.Parameter(centres)
+
+    def centres_for(self, labels: Tensor, batch: float) -> Tensor:
+        """The centres as the loss reads them (same values; the update rule's gradient)."""
+        if self.centre_update == "paper":
+            return per_class_centres(self.centers, labels, batch)
+        return self.centers
+
+
+@LOSSES.decorator("center")
+class CenterLoss(LearnableCentres):
     """``loss = mean_i 0.5 * ||x_i - c_{y_i}||^2`` with learnable centres ``c``.
 
     The paper sums ``0.5 * ||x_i - c_{y_i}||^2`` over the mini-batch; we average over it so
@@ -54,12 +79,8 @@ class CenterLoss(nn.Module):
 
     def __init__(self, num_classes: int = 7, feat_dim: int = 512, *,
                  centre_update: str = "gradient") -> None:
-        super().__init__()
-        check_centre_update(centre_update)
-        self.num_classes = num_classes
-        self.feat_dim = feat_dim
-        self.centre_update = centre_update
-        self.centers = nn.Parameter(torch.randn(num_classes, feat_dim))
+        super().__init__(num_classes, feat_dim, torch.randn(num_classes, feat_dim),
+                         centre_update=centre_update)
 
     def squared_distances(self, features: Tensor, labels: Tensor) -> Tensor:
         """``(B,)`` squared distance of each (pooled) feature to its class centre."""
@@ -69,14 +90,15 @@ class CenterLoss(nn.Module):
             raise InputError(f"{name}: features have {x.shape[1]} dims, the centres "
                              f"{self.feat_dim}")
         check_labels(labels, x.shape[0], self.num_classes, name)
-        centres = self.centers
-        if self.centre_update == "paper":
-            centres = per_class_centres(centres, labels, float(x.shape[0]))
+        centres = self.centres_for(labels, float(x.shape[0]))
         return (x - centres[labels]).pow(2).sum(dim=1)
 
     def forward(self, features: Tensor, labels: Tensor) -> Tensor:
         return 0.5 * self.squared_distances(features, labels).mean()
 
-    def from_output(self, output: FEROutput, labels: Tensor) -> Tensor:
-        """The loss on ``output.embedding``."""
-        return self(output.embedding, labels)
+    def from_output(self, output: FEROutput, target: Tensor) -> Tensor:
+        """The loss on ``output.embedding`` (``target``: class indices or distributions)."""
+        if output.embedding is None:
+            raise InputError(f"{type(self).__name__} reads the model's embedding, but the "
+                             "model returned none")
+        return self(output.embedding, class_indices(target))

@@ -31,12 +31,16 @@ import torch
 from torch import Tensor, nn
 
 from ferkit.errors import InputError
-from ferkit.losses.center import CENTRE_UPDATES, check_centre_update, per_class_centres
+from ferkit.losses._utils import class_indices
+from ferkit.losses.center import CENTRE_UPDATES, LearnableCentres
+from ferkit.losses.registry import LOSSES
+from ferkit.models.output import FEROutput
 
 __all__ = ["CENTRE_UPDATES", "SparseCenterLoss"]
 
 
-class SparseCenterLoss(nn.Module):
+@LOSSES.decorator("sparse_center")
+class SparseCenterLoss(LearnableCentres):
     """Attention-weighted centre loss with learnable class centres (``self.centers``).
 
     Args:
@@ -59,15 +63,11 @@ class SparseCenterLoss(nn.Module):
 
     def __init__(self, num_classes: int, feat_dim: int, *, size_average: bool = True,
                  centre_update: str = "paper") -> None:
-        super().__init__()
-        check_centre_update(centre_update)
-        self.num_classes = num_classes
-        self.feat_dim = feat_dim
-        self.size_average = size_average
-        self.centre_update = centre_update
-        self.centers = nn.Parameter(torch.empty(num_classes, feat_dim))
+        centres = torch.empty(num_classes, feat_dim)
         # The reference's init: Kaiming-normal on the transposed (feat_dim, classes) view.
-        nn.init.kaiming_normal_(self.centers.data.t())
+        nn.init.kaiming_normal_(centres.t())
+        super().__init__(num_classes, feat_dim, centres, centre_update=centre_update)
+        self.size_average = size_average
 
     def forward(self, features: Tensor, weights: Tensor, targets: Tensor) -> Tensor:
         features = features.flatten(1)
@@ -82,12 +82,20 @@ class SparseCenterLoss(nn.Module):
                              f"{tuple(targets.shape)}")
         targets = targets.long()
         denominator = float(features.shape[0]) if self.size_average else 1.0
-        centres = self.centers
-        if self.centre_update == "paper":
-            # Same value as the centres; gradient of row k multiplied by B / (1 + n_k).
-            centres = per_class_centres(centres, targets, denominator)
+        # "paper": the same values; the gradient of row k multiplied by B / (1 + n_k).
+        centres = self.centres_for(targets, denominator)
         diff = features - centres[targets]
         return (weights * diff.pow(2)).sum() / 2.0 / denominator
+
+    def from_output(self, output: FEROutput, target: Tensor) -> Tensor:
+        """The loss on ``output.embedding`` weighted by ``attention["element_weights"]``."""
+        weights = output.attention.get("element_weights")
+        if output.embedding is None or weights is None:
+            raise InputError(
+                "SparseCenterLoss reads the model's embedding and attention['element_weights'] "
+                f"(DACL's), but the model gives attention: {', '.join(output.attention) or 'none'}"
+            )
+        return self(output.embedding, weights, class_indices(target))
 
     def extra_repr(self) -> str:
         return (f"num_classes={self.num_classes}, feat_dim={self.feat_dim}, "

@@ -19,9 +19,11 @@ from torch.nn import functional as F
 
 from ferkit.errors import InputError
 from ferkit.losses.center import CenterLoss
+from ferkit.losses.registry import LOSSES
 from ferkit.models.output import FEROutput
 
 
+@LOSSES.decorator("affinity")
 class AffinityLoss(CenterLoss):
     """DAN's affinity loss: distance to the class centre over the centres' total variance.
 
@@ -74,6 +76,7 @@ class AffinityLoss(CenterLoss):
         return (distance / spread).clamp(min=1e-12, max=1e12).mean()
 
 
+@LOSSES.decorator("partition")
 class PartitionLoss(nn.Module):
     """DAN's partition loss: ``log(1 + N / (mean variance across heads + eps))``.
 
@@ -109,8 +112,8 @@ class PartitionLoss(nn.Module):
         variance = F.log_softmax(heads, dim=1).var(dim=1).mean()
         return torch.log1p(num_head / (variance + self.eps))
 
-    def from_output(self, output: FEROutput) -> Tensor:
-        """The loss on ``output.attention["heads"]``."""
+    def from_output(self, output: FEROutput, target: Tensor | None = None) -> Tensor:
+        """The loss on ``output.attention["heads"]`` (it reads no labels)."""
         if "heads" not in output.attention:
             raise InputError("PartitionLoss needs a model with attention heads "
                              "(output.attention['heads'], e.g. dan)")

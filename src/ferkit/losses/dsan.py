@@ -21,8 +21,12 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from ferkit.errors import InputError
+from ferkit.losses._utils import class_indices
+from ferkit.losses.registry import LOSSES
+from ferkit.models.output import FEROutput
 
 
+@LOSSES.decorator("recalibration")
 class FeatureRecalibrationLoss(nn.Module):
     """Hinge on the true-class probability gain from recalibration.
 
@@ -55,6 +59,15 @@ class FeatureRecalibrationLoss(nn.Module):
         p_recalibrated = recalibrated_logits.softmax(dim=1).gather(1, index).squeeze(1)
         p_plain = plain_logits.detach().softmax(dim=1).gather(1, index).squeeze(1)
         return (self.margin - (p_recalibrated - p_plain)).clamp(min=0).mean()
+
+    def from_output(self, output: FEROutput, target: Tensor) -> Tensor:
+        """The loss on DSAN's ``attention["gfe_logits"]`` and ``["gfe_plain_logits"]``."""
+        missing = [k for k in ("gfe_logits", "gfe_plain_logits") if k not in output.attention]
+        if missing:
+            raise InputError(f"FeatureRecalibrationLoss reads attention {missing}, which the "
+                             "model does not produce (it is DSAN's loss)")
+        return self(output.attention["gfe_logits"], output.attention["gfe_plain_logits"],
+                    class_indices(target))
 
     def extra_repr(self) -> str:
         return f"margin={self.margin}"

@@ -8,7 +8,8 @@ augmentation are drawn from ``(seed, epoch, sample)`` (:mod:`ferkit.training.see
 runs are reproducible and resume exactly, with any number of workers.
 
 Example:
-    >>>     >>> from ferkit.config import DataConfig
+    >>> from ferkit.config import DataConfig
+    >>> from ferkit.data import FakeFER
     >>> from ferkit.training.datamodule import FERDataModule
     >>> dm = FERDataModule(data_config=DataConfig(input_size=(1, 32, 32), mean=(0.5,),
     ...                    std=(0.5,)), label_names=("neutral", "happy", "sad", "surprise",
@@ -32,10 +33,12 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from ferkit.config import DataConfig
 from ferkit.data.base import FERDataset
+from ferkit.data.sampler import ClassBalancedSampler
 from ferkit.data.spec import open_split
-from ferkit.data.transforms import eval_transform
+from ferkit.data.transforms import AugmentConfig, eval_transform, train_transform
 from ferkit.errors import DataError, FerkitError
 from ferkit.labels import CANONICAL, CANONICAL_INDEX
+from ferkit.training.recipe import DataSpec
 from ferkit.training.seeding import EpochSampler, EpochSeededDataset
 
 log = logging.getLogger(__name__)
@@ -43,17 +46,7 @@ log = logging.getLogger(__name__)
 
 def _train_transform(data_cfg: DataConfig, augment: Mapping[str, Any]):
     try:
-        from ferkit.data.transforms import AugmentConfig, train_transform
-    except ImportError:
-        if augment:
-            raise FerkitError(
-                "this ferkit has no training augmentation (ferkit.data.transforms."
-                "train_transform); set augment: {} in the recipe"
-            ) from None
-        return eval_transform(data_cfg)
-    try:
-        from_dict = getattr(AugmentConfig, "from_dict", None)
-        config = from_dict(dict(augment)) if from_dict else AugmentConfig(**dict(augment))
+        config = AugmentConfig.from_dict(dict(augment))
     except (TypeError, ValueError) as exc:
         raise FerkitError(f"recipe augment: {exc}") from exc
     return train_transform(data_cfg, config)
@@ -73,8 +66,8 @@ class FERDataModule(L.LightningDataModule):
     Args:
         data_config: the model's preprocessing (input size, mean/std).
         label_names: the model's classes; samples of other classes are dropped (logged).
-        spec: the recipe's ``data`` section (``format``, ``source``, ``options``, split
-            names, ``balanced_sampler``, ``num_workers``).
+        spec: the recipe's ``data`` section (:class:`~ferkit.training.recipe.DataSpec`, or
+            its keys as a mapping; without it, 0 workers and no dataset named).
         augment: the recipe's ``augment`` section (:class:`ferkit.data.transforms.AugmentConfig`).
         batch_size, seed: loader settings.
         datasets: ready datasets by stage name (``train``/``val``/``test``) instead of
@@ -86,7 +79,7 @@ class FERDataModule(L.LightningDataModule):
         *,
         data_config: DataConfig,
         label_names: Sequence[str],
-        spec: Mapping[str, Any] | None = None,
+        spec: DataSpec | Mapping[str, Any] | None = None,
         augment: Mapping[str, Any] | None = None,
         batch_size: int = 64,
         seed: int = 0,
@@ -95,11 +88,14 @@ class FERDataModule(L.LightningDataModule):
         super().__init__()
         self.data_config = data_config
         self.label_names = tuple(label_names)
-        self.spec = dict(spec or {})
+        if not isinstance(spec, DataSpec):
+            # Loaders in the caller's process unless it asks for workers.
+            spec = DataSpec.model_validate({"num_workers": 0, **(spec or {})})
+        self.spec: DataSpec = spec
         self.augment = dict(augment or {})
         self.batch_size = batch_size
         self.seed = seed
-        self.num_workers = int(self.spec.get("num_workers", 0))
+        self.num_workers = spec.num_workers
         self._given = dict(datasets or {})
         self.splits: dict[str, Dataset] = {}
 
@@ -107,8 +103,9 @@ class FERDataModule(L.LightningDataModule):
         if stage in self._given:
             dataset = self._given[stage]
         else:
-            split = self.spec.get(f"{stage}_split", stage)
-            dataset = open_split(self.spec, split)
+            spec = self.spec
+            dataset = open_split({"format": spec.format, "source": spec.source,
+                                  "options": spec.options}, spec.split(stage))
         dataset = copy.copy(dataset)  # never change the caller's object's transform
         dataset.transform = (_train_transform(self.data_config, self.augment) if train
                              else eval_transform(self.data_config))
@@ -158,12 +155,7 @@ class FERDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         dataset = self.splits["train"]
         base = None
-        if self.spec.get("balanced_sampler"):
-            try:
-                from ferkit.data.sampler import ClassBalancedSampler
-            except ImportError as exc:
-                raise FerkitError("this ferkit has no ClassBalancedSampler; set "
-                                  "data.balanced_sampler=false") from exc
+        if self.spec.balanced_sampler:
             base = ClassBalancedSampler(dataset.targets, seed=self.seed)
         # Order and augmentation from (seed, epoch, sample): the same with any number of
         # workers and after --resume (ferkit.training.seeding).

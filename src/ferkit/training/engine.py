@@ -244,11 +244,11 @@ def train(
                       f"# resolved recipe of this run (ferkit {ferkit.__version__})\n"
                       + "".join(f"# WARNING: {note}\n" for note in notes) + resolved.to_yaml())
     L.seed_everything(resolved.trainer.seed, workers=True, verbose=False)
-    module = FERModule(resolved.to_dict())
+    module = FERModule(resolved)
     cfg = module.model.ferkit_config
     datamodule = FERDataModule(
         data_config=cfg.data, label_names=cfg.label_names,
-        spec=_data_spec(resolved), augment=resolved.augment,
+        spec=resolved.data, augment=resolved.augment,
         batch_size=resolved.trainer.batch_size, seed=resolved.trainer.seed, datasets=datasets,
     )
     with _lightning_info(verbose):
@@ -294,13 +294,6 @@ def _lightning_info(verbose: bool):
     finally:
         for lg, level in zip(loggers, levels, strict=True):
             lg.setLevel(level)
-
-
-def _data_spec(recipe: Recipe) -> dict[str, Any]:
-    d = recipe.data
-    return {"format": d.format, "source": d.source, "options": d.options,
-            "train_split": d.train_split, "val_split": d.val_split, "test_split": d.test_split,
-            "balanced_sampler": d.balanced_sampler, "num_workers": d.num_workers}
 
 
 def _resolve(recipe, out_dir, overrides, data, resume) -> tuple[Path, Recipe]:

@@ -1,40 +1,61 @@
-"""The training loss: cross-entropy plus weighted auxiliary terms, resolved by name.
+"""The training loss: the weighted sum of the terms a recipe lists.
 
 A recipe lists its terms (``losses: [{name: cross_entropy}, {name: affinity, weight: 1}]``).
-Each auxiliary term is an ``nn.Module`` from :mod:`ferkit.losses`; an :class:`AuxLoss`
-entry says which class implements a name and which fields of the model's
-:class:`~ferkit.models.FEROutput` it reads, so the training step stays generic.  Classes
-are looked up lazily: a recipe naming a loss this installation lacks fails with a message
-saying so, and nothing else breaks.
+Each name is looked up in :data:`ferkit.losses.LOSSES`, built with the recipe's kwargs (plus
+``num_classes``/``feat_dim`` where its signature takes them) and called as
+``loss.from_output(output, target)``: the loss itself says which fields of the model's
+:class:`~ferkit.models.FEROutput` it reads, so the training step stays generic.
 
 Example:
     >>> import torch
-    >>> from ferkit.training.losses import soft_cross_entropy
-    >>> round(float(soft_cross_entropy(torch.zeros(1, 2), torch.tensor([[0.5, 0.5]]))), 4)
+    >>> from ferkit.models.output import FEROutput
+    >>> from ferkit.training.losses import LossComposition
+    >>> from ferkit.training.recipe import LossSpec
+    >>> loss = LossComposition([LossSpec(name="cross_entropy")], num_classes=2, feat_dim=None)
+    >>> total, terms = loss(FEROutput(logits=torch.zeros(1, 2)), torch.tensor([[0.5, 0.5]]))
+    >>> round(float(total), 4)
     0.6931
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ferkit.errors import FerkitError
+from ferkit.losses import LOSSES, class_indices, soft_cross_entropy
 from ferkit.models.output import FEROutput
+from ferkit.training.recipe import LossOptimizerSpec, LossSpec
+
+__all__ = ["LossComposition", "build_loss", "soft_cross_entropy"]
 
 
-def soft_cross_entropy(logits: Tensor, target: Tensor, label_smoothing: float = 0.0) -> Tensor:
-    """Cross-entropy against hard indices ``(B,)`` or distributions ``(B, K)`` (FER+)."""
-    if target.ndim == 2:
-        return F.cross_entropy(logits, target.to(logits.dtype), label_smoothing=label_smoothing)
-    return F.cross_entropy(logits, target, label_smoothing=label_smoothing)
+def build_loss(spec: LossSpec, *, num_classes: int, feat_dim: int | None) -> nn.Module:
+    """The module behind ``spec.name``, built with ``spec.kwargs``."""
+    factory = LOSSES.get(spec.name)
+    params = inspect.signature(factory).parameters
+    accepts_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    kwargs = dict(spec.kwargs)
+    for key, value in (("num_classes", num_classes), ("num_class", num_classes),
+                       ("feat_dim", feat_dim)):
+        if (key in params or (accepts_any and key != "num_class")) and value is not None:
+            kwargs.setdefault(key, value)
+    try:
+        module = factory(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise FerkitError(f"loss {spec.name!r}: bad options {spec.kwargs}: {exc}") from exc
+    if not callable(getattr(module, "from_output", None)):
+        raise FerkitError(f"loss {spec.name!r} ({type(module).__name__}) has no "
+                          "from_output(output, target) method, which training calls")
+    return module
 
 
 def _full_precision(x: Tensor) -> Tensor:
@@ -43,160 +64,107 @@ def _full_precision(x: Tensor) -> Tensor:
                                                                    torch.float64) else x
 
 
-def _embedding(out: FEROutput, target: Tensor) -> tuple[Tensor, ...]:
-    if out.embedding is None:
-        raise FerkitError("this loss needs the model's embedding, but the model returned none")
-    return out.embedding, target
+def _full_precision_output(out: FEROutput) -> FEROutput:
+    """The losses read float32 (or float64) whatever precision the forward ran in."""
+    cast = {f.name: _full_precision(v) for f in dataclasses.fields(out)
+            if torch.is_tensor(v := getattr(out, f.name))}
+    return dataclasses.replace(out, **cast, attention={
+        k: _full_precision(v) for k, v in out.attention.items()})
 
 
-def _attention(name: str, *, with_embedding: bool) -> Callable[..., tuple[Tensor, ...]]:
-    def inputs(out: FEROutput, target: Tensor) -> tuple[Tensor, ...]:
-        if name not in out.attention:
-            raise FerkitError(
-                f"this loss reads attention[{name!r}], which the model does not produce "
-                f"(it gives: {', '.join(out.attention) or 'none'})"
-            )
-        if with_embedding:
-            return (*_embedding(out, target)[:1], out.attention[name], target)
-        return (out.attention[name],)
+class LossComposition(nn.Module):
+    """``sum(weight_i * term_i)``; ``forward`` returns the total and each weighted term.
 
-    return inputs
+    Attributes:
+        terms: the loss modules by recipe name (their parameters are the centres).
+        names, weights: the recipe's order and weights.
+        param_settings: recipe names -> the loss's own parameter group settings.
+    """
+
+    def __init__(self, specs: Sequence[LossSpec], *, num_classes: int,
+                 feat_dim: int | None) -> None:
+        super().__init__()
+        if not specs:
+            raise FerkitError("a recipe needs at least one loss (e.g. cross_entropy)")
+        self.names: list[str] = []
+        self.weights: list[float] = []
+        self.terms = nn.ModuleDict()
+        self.param_settings: dict[str, LossOptimizerSpec] = {}
+        for spec in specs:
+            if spec.name in self.names:
+                raise FerkitError(f"loss {spec.name!r} is listed twice in the recipe")
+            self.names.append(spec.name)
+            self.weights.append(float(spec.weight))
+            self.terms[spec.name] = build_loss(spec, num_classes=num_classes, feat_dim=feat_dim)
+            if spec.optimizer is not None:
+                self.param_settings[spec.name] = spec.optimizer
+
+    def forward(self, out: FEROutput, target: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """``target``: ``(B,)`` class indices or ``(B, K)`` distributions, model order."""
+        out = _full_precision_output(out)
+        terms: dict[str, Tensor] = {}
+        for name, weight in zip(self.names, self.weights, strict=True):
+            value = self.terms[name].from_output(out, target)
+            if not torch.is_tensor(value):
+                value = torch.as_tensor(value, dtype=torch.float32, device=target.device)
+            terms[name] = weight * value
+        total = torch.stack(list(terms.values())).sum()
+        return total, terms
 
 
-def _recalibration(out: FEROutput, target: Tensor) -> tuple[Tensor, ...]:
-    missing = [k for k in ("gfe_logits", "gfe_plain_logits") if k not in out.attention]
-    if missing:
-        raise FerkitError(f"the recalibration loss reads attention {missing}, which the model "
-                          "does not produce (it is DSAN's loss)")
-    return out.attention["gfe_logits"], out.attention["gfe_plain_logits"], target
-
+# ---------------------------------------------------------------- deprecated (one release)
 
 @dataclass(frozen=True)
 class AuxLoss:
-    """How to build and call one auxiliary loss.
+    """Deprecated: register a loss class with ``from_output`` in :data:`ferkit.losses.LOSSES`.
 
     Attributes:
-        factory: ``"module:Class"`` (imported on first use) or a callable returning the
-            module; called with the recipe's kwargs plus ``num_classes``/``feat_dim`` where
-            its signature takes them.
-        inputs: ``(FEROutput, target) -> args`` for the module's ``forward``.
+        factory: a callable returning the module, or ``"module:Class"``.
+        inputs: ``(FEROutput, labels) -> args`` for the module's ``forward``.
     """
 
     factory: str | Callable[..., nn.Module]
     inputs: Callable[[FEROutput, Tensor], tuple[Tensor, ...]]
 
 
-_AUX_LOSSES: dict[str, AuxLoss] = {
-    # DAN (Wen et al. 2023): centres over the pooled backbone feature; heads' variance.
-    "affinity": AuxLoss("ferkit.losses:AffinityLoss", _embedding),
-    "partition": AuxLoss("ferkit.losses:PartitionLoss", _attention("heads", with_embedding=False)),
-    # Wen et al. 2016 centre loss over the embedding (the DACL paper's baseline).
-    "center": AuxLoss("ferkit.losses:CenterLoss", _embedding),
-    # DACL: centre loss weighted per feature element by the attention network.
-    "sparse_center": AuxLoss("ferkit.losses:SparseCenterLoss",
-                             _attention("element_weights", with_embedding=True)),
-    # DSAN: recalibration of global-feature elements.
-    "recalibration": AuxLoss("ferkit.losses:FeatureRecalibrationLoss", _recalibration),
-}
+class _InputsLoss(nn.Module):
+    """An :class:`AuxLoss` as a loss with ``from_output``."""
+
+    def __init__(self, loss: nn.Module, inputs: Callable[..., tuple[Tensor, ...]]) -> None:
+        super().__init__()
+        self.loss = loss
+        self.inputs = inputs
+
+    def from_output(self, output: FEROutput, target: Tensor) -> Tensor:
+        return self.loss(*self.inputs(output, class_indices(target)))
 
 
 def register_aux_loss(name: str, loss: AuxLoss, *, replace: bool = False) -> None:
-    """Make ``name`` usable in recipes' ``losses`` lists."""
-    if name in _AUX_LOSSES and not replace:
-        raise ValueError(f"auxiliary loss {name!r} is already registered")
-    _AUX_LOSSES[name] = loss
+    """Deprecated: ``ferkit.losses.LOSSES.register(name, LossClass)`` with a
+    ``from_output(output, target)`` method on the class.  ``replace`` is ignored: a
+    registered name cannot be replaced."""
+    warnings.warn("register_aux_loss/AuxLoss are deprecated: give the loss class a "
+                  "from_output(output, target) method and register it with "
+                  "ferkit.losses.LOSSES.register(name, LossClass)", DeprecationWarning,
+                  stacklevel=2)
+    factory = loss.factory
+    if isinstance(factory, str):
+        module_name, _, attr = factory.partition(":")
+        try:
+            factory = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as exc:
+            raise FerkitError(f"loss {name!r} needs {module_name}.{attr}, which this ferkit "
+                              f"installation does not provide ({exc})") from exc
+
+    def build(**kwargs: Any) -> nn.Module:
+        return _InputsLoss(factory(**kwargs), loss.inputs)
+
+    build.__signature__ = inspect.signature(factory)  # type: ignore[attr-defined]
+    LOSSES.register(name, build)
 
 
 def aux_loss_names() -> list[str]:
-    return ["cross_entropy", *sorted(_AUX_LOSSES)]
-
-
-def build_aux_loss(name: str, kwargs: dict[str, Any], *, num_classes: int,
-                   feat_dim: int | None) -> tuple[nn.Module, AuxLoss]:
-    """Instantiate the module behind ``name`` with the recipe's ``kwargs``."""
-    if name not in _AUX_LOSSES:
-        raise FerkitError(
-            f"unknown loss {name!r}; available: {', '.join(aux_loss_names())}"
-        )
-    entry = _AUX_LOSSES[name]
-    factory = entry.factory
-    if isinstance(factory, str):
-        module_name, _, cls_name = factory.partition(":")
-        try:
-            factory = getattr(importlib.import_module(module_name), cls_name)
-        except (ImportError, AttributeError) as exc:
-            raise FerkitError(
-                f"loss {name!r} needs {module_name}.{cls_name}, which this ferkit installation "
-                f"does not provide ({exc}); remove it from the recipe's losses or update ferkit"
-            ) from exc
-    params = inspect.signature(factory).parameters
-    accepts_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
-    call_kwargs = dict(kwargs)
-    for key, value in (("num_classes", num_classes), ("num_class", num_classes),
-                       ("feat_dim", feat_dim)):
-        if (key in params or (accepts_any and key != "num_class")) and value is not None:
-            call_kwargs.setdefault(key, value)
-    try:
-        module = factory(**call_kwargs)
-    except TypeError as exc:
-        raise FerkitError(f"loss {name!r}: bad options {kwargs}: {exc}") from exc
-    return module, entry
-
-
-class LossComposition(nn.Module):
-    """``sum(weight_i * term_i)``; ``forward`` returns the total and each weighted term."""
-
-    def __init__(self, specs: list, *, num_classes: int, feat_dim: int | None) -> None:
-        super().__init__()
-        if not specs:
-            raise FerkitError("a recipe needs at least one loss (e.g. cross_entropy)")
-        self.names: list[str] = []
-        self.weights: list[float] = []
-        self.label_smoothing = 0.0
-        self.aux = nn.ModuleDict()
-        self._from_output: dict[str, bool] = {}  # name -> from_output takes labels
-        self.param_settings: dict[str, dict[str, Any]] = {}
-        for spec in specs:
-            if spec.name in self.names:
-                raise FerkitError(f"loss {spec.name!r} is listed twice in the recipe")
-            self.names.append(spec.name)
-            self.weights.append(float(spec.weight))
-            if spec.name == "cross_entropy":
-                unknown = set(spec.kwargs) - {"label_smoothing"}
-                if unknown:
-                    raise FerkitError(
-                        f"cross_entropy takes only label_smoothing, not {sorted(unknown)}"
-                    )
-                self.label_smoothing = float(spec.kwargs.get("label_smoothing", 0.0))
-                continue
-            module, _ = build_aux_loss(spec.name, spec.kwargs, num_classes=num_classes,
-                                       feat_dim=feat_dim)
-            self.aux[spec.name] = module
-            if callable(getattr(module, "from_output", None)):
-                params = inspect.signature(module.from_output).parameters
-                self._from_output[spec.name] = len(params) >= 2
-            if spec.optimizer is not None:
-                self.param_settings[spec.name] = dict(spec.optimizer)
-
-    def forward(self, out: FEROutput, target: Tensor,
-                hard_target: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        terms: dict[str, Tensor] = {}
-        for name, weight in zip(self.names, self.weights, strict=True):
-            if name == "cross_entropy":
-                value = soft_cross_entropy(_full_precision(out.logits), target,
-                                           self.label_smoothing)
-            elif name in self._from_output:
-                # ferkit.losses classes know which FEROutput fields they read.
-                needs_labels = self._from_output[name]
-                module = self.aux[name]
-                value = (module.from_output(out, hard_target) if needs_labels
-                         else module.from_output(out))
-            else:
-                # Looked up by name (not stored): the module stays picklable for ddp_spawn.
-                args = _AUX_LOSSES[name].inputs(out, hard_target)
-                value = self.aux[name](*[_full_precision(a) for a in args])
-                if not torch.is_tensor(value):
-                    value = torch.as_tensor(value, dtype=torch.float32, device=target.device)
-            terms[name] = weight * value
-        total = torch.stack(list(terms.values())).sum()
-        return total, terms
+    """Deprecated: ``ferkit.losses.LOSSES.names()``."""
+    warnings.warn("aux_loss_names() is deprecated: use ferkit.losses.LOSSES.names()",
+                  DeprecationWarning, stacklevel=2)
+    return LOSSES.names()

@@ -9,7 +9,7 @@ Example:
     >>> from ferkit.training import FERModule
     >>> from ferkit.training.recipe import load_recipe
     >>> recipe = load_recipe("fer2013_resnet18", overrides=["model.kwargs.backbone=resnet10t"])
-    >>> module = FERModule(recipe.to_dict())
+    >>> module = FERModule(recipe)
     >>> module.model.ferkit_config.architecture
     'baseline'
 """
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Mapping
 from typing import Any
 
 import lightning as L
@@ -30,30 +31,29 @@ import ferkit
 from ferkit.errors import FerkitError
 from ferkit.labels import CANONICAL, CANONICAL_INDEX
 from ferkit.training.losses import LossComposition
-from ferkit.training.recipe import Recipe, recipe_from_dict
+from ferkit.training.recipe import ModelSpec, Recipe, recipe_from_dict
 
 
 class NonFiniteLossError(FerkitError):
     """A loss term became NaN or infinite during training."""
 
 
-def build_model(spec) -> nn.Module:
+def build_model(spec: ModelSpec) -> nn.Module:
     """The model a recipe's ``model`` section describes."""
     kwargs: dict[str, Any] = dict(spec.kwargs)
     if spec.pretrained:
         return _pretrained_with_options(spec.name, spec.pretrained, kwargs)
+    data = spec.data_overrides()
+    # The input shape and statistics shape the network (its first layer's channels).
     model = ferkit.create_model(
         spec.name, num_classes=spec.num_classes, label_names=spec.label_names,
-        input_size=spec.input_size, mean=spec.mean, std=spec.std, **kwargs,
+        input_size=data.pop("input_size", None), mean=data.pop("mean", None),
+        std=data.pop("std", None), **kwargs,
     )
-    crop = {k: v for k, v in (("interpolation", spec.interpolation),
-                              ("alignment", spec.alignment), ("face_margin", spec.face_margin),
-                              ("crop_pct", spec.crop_pct))
-            if v is not None}
-    if crop:
+    if data:  # how faces are cropped: config only
         cfg = model.ferkit_config
         try:
-            model.ferkit_config = cfg.replace(data=cfg.data.replace(**crop))
+            model.ferkit_config = cfg.replace(data=cfg.data.replace(**data))
         except ValueError as exc:
             raise FerkitError(f"recipe model section: {exc}") from exc
     return model
@@ -89,15 +89,18 @@ class FERModule(L.LightningModule):
     """Train/validate a ferkit model with the losses and optimiser of a recipe.
 
     Args:
-        recipe: the resolved recipe as a plain dict (saved as hyperparameters, so a
-            Lightning ``.ckpt`` alone can rebuild the module).
+        recipe: the resolved :class:`Recipe` or its :meth:`~Recipe.to_dict` form; saved as
+            hyperparameters in the plain form, so a Lightning ``.ckpt`` alone can rebuild
+            the module (``FERModule.load_from_checkpoint``).
         model: an already built model (tests, notebooks); by default built from the recipe.
     """
 
-    def __init__(self, recipe: dict[str, Any], model: nn.Module | None = None) -> None:
+    def __init__(self, recipe: Recipe | Mapping[str, Any],
+                 model: nn.Module | None = None) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["model"])
-        self.recipe: Recipe = recipe_from_dict(recipe)
+        self.recipe: Recipe = recipe_from_dict(
+            recipe if isinstance(recipe, Recipe) else dict(recipe))
+        self.save_hyperparameters({"recipe": self.recipe.to_dict()})
         self.model = model if model is not None else build_model(self.recipe.model)
         cfg = self.model.ferkit_config
         self.label_names: tuple[str, ...] = tuple(cfg.label_names)
@@ -163,7 +166,7 @@ class FERModule(L.LightningModule):
         x, y = batch
         target, hard = self._targets(y)
         out = self._train_forward(x)
-        loss, terms = self.criterion(out, target, hard)
+        loss, terms = self.criterion(out, target)
         if self.recipe.trainer.detect_nonfinite:
             self._check_finite(loss, terms)
         batch_size = x.shape[0]
@@ -179,7 +182,7 @@ class FERModule(L.LightningModule):
         x, y = batch
         target, hard = self._targets(y)
         out = self.model(x)
-        loss, _ = self.criterion(out, target, hard)
+        loss, _ = self.criterion(out, target)
         preds = out.logits.argmax(dim=1)
         self.val_acc.update(preds, hard)
         self.val_f1.update(preds, hard)
@@ -208,23 +211,16 @@ class FERModule(L.LightningModule):
         groups: list[dict[str, Any]] = []
         scheduled: list[bool] = []
         shared_aux: list[nn.Parameter] = []
-        for name, module in self.criterion.aux.items():
+        for name, module in self.criterion.terms.items():
             params = [p for p in module.parameters() if p.requires_grad]
             if not params:
                 continue
-            settings = self.criterion.param_settings.get(name)
-            if settings is None:
+            own = self.criterion.param_settings.get(name)
+            if own is None:
                 shared_aux.extend(params)  # DAN: centres share the main optimiser
                 continue
-            settings = dict(settings)
-            unknown = set(settings) - {"lr", "momentum", "weight_decay", "scheduled"}
-            if unknown:
-                raise FerkitError(
-                    f"losses[{name}].optimizer: unknown keys {sorted(unknown)}; use lr, "
-                    "momentum, weight_decay, scheduled"
-                )
-            scheduled.append(bool(settings.pop("scheduled", False)))
-            groups.append({"params": params, "name": f"loss/{name}", **settings})
+            scheduled.append(own.scheduled)
+            groups.append({"params": params, "name": f"loss/{name}", **own.group_settings()})
         groups.insert(0, {"params": main_params + shared_aux, "name": "main"})
         scheduled.insert(0, True)
         if opt.name == "sgd":
