@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import itertools
 import os
 import signal
@@ -120,11 +119,10 @@ def test_app_predicts_and_compares_two_models(tiny_checkpoint, monkeypatch):
     titles = [m.value for m in at.markdown if m.value.startswith("**Face")]
     assert len(at.columns) == 2 and len(titles) == 2 and titles[0] == titles[1]
 
-    if importlib.util.find_spec("ferkit.explain") is not None:
-        at.sidebar.selectbox(key="explain_method").set_value("gradcam").run()
-        assert not at.exception and not at.error
-        captions = [c for image in at.get("image") for c in image.captions]
-        assert captions.count("gradcam overlay") == 2
+    at.sidebar.selectbox(key="explain_method").set_value("gradcam").run()
+    assert not at.exception and not at.error
+    captions = [c for image in at.get("image") for c in image.captions]
+    assert captions.count("gradcam overlay") == 2
     from ferkit.weights import remove_user_model
 
     remove_user_model("tiny-copy")

@@ -107,12 +107,9 @@ def _show_column(column: Any, name: str, image: np.ndarray, method: str) -> None
         for label, prob in ranked(face.probs):
             column.progress(float(prob), text=f"{label} {prob:.1%}")
     if method != "none" and result.faces:
-        try:
-            from ferkit.explain import explain
-            from ferkit.explain.visualize import overlay_on_image
-        except ImportError:
-            column.warning("Attention maps need ferkit.explain (not in this build).")
-            return
+        from ferkit.explain import explain
+        from ferkit.explain.visualize import overlay_on_image
+
         explanations = explain(recognizer, image, method=method, color="rgb")
         column.image(overlay_on_image(image, explanations, color="rgb"),
                      caption=f"{method} overlay", width="stretch")
