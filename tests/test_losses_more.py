@@ -122,3 +122,41 @@ def test_recalibration_loss_rejects_bad_input():
         FeatureRecalibrationLoss()(torch.zeros(2, 3), torch.zeros(2, 4), torch.zeros(2))
     with pytest.raises(ValueError, match="margin"):
         FeatureRecalibrationLoss(margin=2.0)
+
+
+def test_every_recipe_loss_reads_the_output_through_from_output_with_soft_targets():
+    # One mechanism: the composition calls from_output(output, target) on every term; soft
+    # targets (FER+) reach the centre losses as their most likely class, and half-precision
+    # outputs are read in float32.
+    from ferkit.losses import LOSSES
+    from ferkit.models.output import FEROutput
+    from ferkit.training.losses import LossComposition
+    from ferkit.training.recipe import LossSpec
+
+    assert LOSSES.names() >= ["affinity", "center", "cross_entropy", "partition",
+                              "recalibration", "sparse_center"]
+    soft = torch.tensor([[0.7, 0.2, 0.1], [0.6, 0.3, 0.1], [0.1, 0.5, 0.4]])
+    logits = torch.tensor([[1.0, 0.0, -1.0], [0.5, 0.5, 0.0], [0.0, 2.0, 1.0]])
+    out = FEROutput(logits=logits.bfloat16(),
+                    embedding=torch.tensor(FEATURES).bfloat16(),
+                    attention={"element_weights": torch.tensor(WEIGHTS),
+                               "gfe_logits": logits, "gfe_plain_logits": torch.zeros(3, 3)})
+    criterion = LossComposition(
+        [LossSpec(name="cross_entropy"), LossSpec(name="sparse_center", weight=0.5),
+         LossSpec(name="recalibration", kwargs={"margin": 0.2})], num_classes=3, feat_dim=2)
+    with torch.no_grad():
+        criterion.terms["sparse_center"].centers.copy_(torch.tensor(CENTRES))
+    total, terms = criterion(out, soft)
+    expected_ce = -(soft * torch.log_softmax(logits.bfloat16().float(), dim=1)).sum(1).mean()
+    assert terms["cross_entropy"].dtype == torch.float32
+    assert terms["cross_entropy"].item() == pytest.approx(expected_ce.item(), rel=1e-6)
+    # argmax of the soft targets = TARGETS: the hand-computed 8.45 / 6 of the test above.
+    assert terms["sparse_center"].dtype == torch.float32  # bf16 embedding read in float32
+    assert terms["sparse_center"].item() == pytest.approx(0.5 * 8.45 / 6)
+    gain = (logits.softmax(1) - 1 / 3).gather(1, torch.tensor([[0], [0], [1]])).squeeze(1)
+    assert terms["recalibration"].item() == pytest.approx((0.2 - gain).clamp(min=0).mean())
+    assert total.item() == pytest.approx(sum(t.item() for t in terms.values()))
+    with pytest.raises(InputError, match=r"attention\['element_weights'\] \(DACL's\)"):
+        criterion.terms["sparse_center"].from_output(FEROutput(logits=logits), soft)
+    with pytest.raises(InputError, match="reads attention \\['gfe_logits', 'gfe_plain_logits'\\]"):
+        criterion.terms["recalibration"].from_output(FEROutput(logits=logits), soft)
