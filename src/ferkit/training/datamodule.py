@@ -38,7 +38,7 @@ from ferkit.data.spec import open_split
 from ferkit.data.transforms import AugmentConfig, eval_transform, train_transform
 from ferkit.errors import DataError, FerkitError
 from ferkit.labels import CANONICAL, CANONICAL_INDEX
-from ferkit.training.recipe import DataSpec
+from ferkit.training.recipe import DataSpec, recipe_from_dict
 from ferkit.training.seeding import EpochSampler, EpochSeededDataset
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,8 @@ class FERDataModule(L.LightningDataModule):
         self.label_names = tuple(label_names)
         if not isinstance(spec, DataSpec):
             # Loaders in the caller's process unless it asks for workers.
-            spec = DataSpec.model_validate({"num_workers": 0, **(spec or {})})
+            spec = recipe_from_dict({"data": {"num_workers": 0, **(spec or {})}},
+                                    where="FERDataModule spec").data
         self.spec: DataSpec = spec
         self.augment = dict(augment or {})
         self.batch_size = batch_size
