@@ -31,7 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from ferkit.errors import FerkitError
-from ferkit.losses import LOSSES, class_indices, soft_cross_entropy
+from ferkit.losses import LOSSES, OutputLoss, class_indices, soft_cross_entropy
 from ferkit.models.output import FEROutput
 from ferkit.training.recipe import LossOptimizerSpec, LossSpec
 
@@ -52,7 +52,7 @@ def build_loss(spec: LossSpec, *, num_classes: int, feat_dim: int | None) -> nn.
         module = factory(**kwargs)
     except (TypeError, ValueError) as exc:
         raise FerkitError(f"loss {spec.name!r}: bad options {spec.kwargs}: {exc}") from exc
-    if not callable(getattr(module, "from_output", None)):
+    if not isinstance(module, OutputLoss):
         raise FerkitError(f"loss {spec.name!r} ({type(module).__name__}) has no "
                           "from_output(output, target) method, which training calls")
     return module
