@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import types
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from PIL import Image
 
 from conftest import shared_path
 from ferkit.config import DataConfig, ModelConfig
+from ferkit.inference.results import FaceResult, ImageResult
 from ferkit.labels import CANONICAL
 from ferkit.serve import ServeSettings, create_app
 from live_server import live_server
@@ -35,29 +36,6 @@ LABELS = CANONICAL[:7]
 
 
 # --- a scripted recognizer following the Recognizer contract --------------------------
-
-@dataclass(frozen=True)
-class _Face:
-    box: tuple[float, float, float, float]
-    landmarks: tuple[tuple[float, float], ...] | None
-    detector_score: float | None
-    probs: dict[str, float]
-    label: str
-    score: float
-    crop_matrix: tuple[tuple[float, ...], ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class _Result:
-    source: str
-    width: int
-    height: int
-    faces: tuple[_Face, ...]
-    error: str | None = None
-
 
 class ScriptedRecognizer:
     """One face per image; probabilities from the image's mean colour (so different images
@@ -80,23 +58,23 @@ class ScriptedRecognizer:
         results = [self._one(img) for img in batch]
         return results[0] if single else results
 
-    def detect_and_align(self, image: np.ndarray, **_: Any) -> list[_Face]:
+    def detect_and_align(self, image: np.ndarray, **_: Any) -> list[FaceResult]:
         """The faces :func:`ferkit.explain.explain_aligned` gets: ``explain_faces`` of
         them (a crowded photo), so explanations can be made long."""
         self.threads.add(threading.current_thread().name)
         return list(self._one(image).faces) * self.explain_faces
 
-    def _one(self, image: np.ndarray) -> _Result:
+    def _one(self, image: np.ndarray) -> ImageResult:
         if image[0, 0].tolist() == [1, 2, 3]:
             raise RuntimeError("boom in /secret/path/model.py")
         h, w = image.shape[:2]
         logits = np.arange(7, dtype=np.float64) * (image.mean() / 255.0) * 3
         probs = np.exp(logits) / np.exp(logits).sum()
         best = int(probs.argmax())
-        face = _Face((w * 0.25, h * 0.25, w * 0.75, h * 0.75), None, 0.99,
-                     {n: float(p) for n, p in zip(LABELS, probs, strict=True)}, LABELS[best],
-                     float(probs[best]), ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0)))
-        return _Result("<array>", w, h, (face,))
+        face = FaceResult((w * 0.25, h * 0.25, w * 0.75, h * 0.75), None, 0.99,
+                          {n: float(p) for n, p in zip(LABELS, probs, strict=True)},
+                          LABELS[best], float(probs[best]), ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0)))
+        return ImageResult("<array>", w, h, (face,))
 
 
 def png_bytes(width: int = 32, height: int = 24, color: tuple[int, int, int] = (200, 10, 10),
@@ -142,7 +120,8 @@ def test_predict_multipart_and_base64_agree(scripted):
     assert (body["model"], body["source"], body["width"], body["height"]) == (
         "scripted", "face.png", 40, 30)
     assert body["faces"][0]["box"] == [10.0, 7.5, 30.0, 22.5]
-    assert sum(body["faces"][0]["probs"].values()) == pytest.approx(1.0)
+    # FaceResult.to_dict keeps 6 decimals per probability: 7 of them sum to 1 within 4e-6
+    assert sum(body["faces"][0]["probs"].values()) == pytest.approx(1.0, abs=4e-6)
     as_json = httpx.post(scripted.url + "/v1/predict",
                          json={"image_base64": base64.b64encode(data).decode()}, timeout=30)
     assert as_json.status_code == 200
