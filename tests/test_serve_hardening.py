@@ -189,8 +189,6 @@ def slow_explain(monkeypatch):
     import sys as _sys
     import types
 
-    from test_serve import _Face  # noqa: F401  (the faces the scripted recognizer returns)
-
     def explain_aligned(recognizer, aligned, *, method="gradcam", target=None):
         time.sleep(0.05 * len(aligned))
         return [types.SimpleNamespace(face=f, maps={"cam": np.zeros((4, 4), np.float32)})
@@ -368,15 +366,15 @@ def test_warm_up_refuses_a_model_that_cannot_answer_a_face(tiny_checkpoint):
     import torch
 
     from ferkit.inference.recognizer import Recognizer
-    from ferkit.serve.app import _load_recognizer
+    from ferkit.serve.loading import load_recognizer
 
     recognizer = Recognizer.from_pretrained(str(tiny_checkpoint), backend="torch")
-    assert _load_recognizer(lambda: recognizer, ServeSettings()) is recognizer
+    assert load_recognizer(lambda: recognizer, ServeSettings()) is recognizer
     # Weights that load but answer NaN: the warm-up face shows it before any client does.
     with torch.no_grad():
         next(recognizer.model.parameters()).fill_(float("nan"))
     with pytest.raises(FerkitError, match="invalid probabilities on the warm-up face"):
-        _load_recognizer(lambda: recognizer, ServeSettings())
+        load_recognizer(lambda: recognizer, ServeSettings())
 
 
 def test_serve_refuses_a_checkpoint_with_zero_std(tiny_checkpoint, tmp_path, capsys):

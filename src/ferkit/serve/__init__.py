@@ -51,7 +51,7 @@ def run_server(settings: ServeSettings | None = None, *,
     logging.getLogger("ferkit.serve").setLevel(level)
     from pathlib import PurePath
 
-    from ferkit.serve.app import _load_recognizer
+    from ferkit.serve.loading import load_recognizer
     from ferkit.serve.server import (
         connection_cap,
         open_file_limit,
@@ -60,7 +60,7 @@ def run_server(settings: ServeSettings | None = None, *,
     )
 
     # Load before uvicorn starts so a bad --model is a one-line error, not a lifespan trace.
-    recognizer = _load_recognizer(settings.model, settings)
+    recognizer = load_recognizer(settings.model, settings)
     app = create_app(lambda: recognizer, settings=settings,
                      model_name=PurePath(settings.model).name or settings.model)
     quiet_accept_errors()

@@ -15,7 +15,7 @@ Examples:
     >>> decode_image(b"hello", max_bytes=10_000, max_pixels=100)
     Traceback (most recent call last):
     ...
-    ferkit.serve.images.ApiError: 415 unsupported_media_type: ...
+    ferkit.serve.errors.ApiError: 415 unsupported_media_type: ...
     >>> buf = io.BytesIO(); Image.new("I;16", (100, 10)).save(buf, "PNG")
     >>> header = inspect_image(buf.getvalue(), max_bytes=10_000, max_pixels=10_000)
     >>> header.mode, header.decode_bytes
@@ -32,6 +32,8 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+
+from ferkit.serve.errors import ApiError
 
 #: Pillow decoders tried (phone MPO files open through the JPEG one)
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF")
@@ -50,19 +52,6 @@ _DECODE_BYTES_PER_PIXEL = {"1": 8, "L": 8, "P": 12, "RGB": 13, "YCbCr": 13, "CMY
 _DEFAULT_BYTES_PER_PIXEL = 26
 #: an EXIF rotation makes one more copy in Pillow's 4-byte layout
 _EXIF_ROTATE_BYTES_PER_PIXEL = 4
-
-
-class ApiError(Exception):
-    """An error answered to the client as ``{"error": code, "message": message}``."""
-
-    def __init__(self, status: int, code: str, message: str, *,
-                 retry_after: int | None = None) -> None:
-        super().__init__(f"{status} {code}: {message}")
-        self.status = status
-        self.code = code
-        self.message = message
-        #: seconds for the ``Retry-After`` header of a 503 (default 1)
-        self.retry_after = retry_after
 
 
 def check_declared_type(content_type: str | None) -> None:

@@ -13,8 +13,9 @@ descriptors, after which every new connection fails and asyncio logs each failed
   connection is busy with a request, so descriptors never run out and clients that send
   requests are served while idle sockets pile up.
 
-Body deadlines and sizes are the app's job (:class:`ferkit.serve.app.RequestGuardMiddleware`),
-so they also hold under any other ASGI server.
+Body deadlines and sizes are the app's job
+(:class:`ferkit.serve.middleware.RequestGuardMiddleware`), so they also hold under any other
+ASGI server.
 
 Examples:
     >>> from ferkit.serve import ServeSettings
