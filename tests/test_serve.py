@@ -139,6 +139,31 @@ def test_predict_top_k_keeps_most_likely(scripted):
     assert probs["anger"] > probs["disgust"]
 
 
+def test_openapi_describes_every_face_field_the_api_sends(scripted):
+    schema = httpx.get(scripted.url + "/openapi.json").json()["components"]["schemas"]
+    face_out = schema["FaceOut"]
+    face = post_image(scripted.url + "/v1/predict", png_bytes()).json()["faces"][0]
+    assert list(face_out["properties"]) == list(face)  # the same fields, in the same order
+    assert set(face_out["required"]) == set(face)  # every key is always sent (maybe null)
+    assert all(prop["description"] for prop in face_out["properties"].values())
+    box = face_out["properties"]["box"]
+    assert box["minItems"] == box["maxItems"] == 4 and len(face["box"]) == 4
+    assert face["crop_matrix"] == [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
+    explained_face = schema["ExplainFaceOut"]["properties"]["face"]
+    assert explained_face == {"$ref": "#/components/schemas/FaceOut"}
+
+
+def test_names_moved_out_of_app_still_import_with_a_warning():
+    from ferkit.serve import app, middleware, schemas
+
+    with pytest.warns(DeprecationWarning, match="ferkit.serve.middleware.RequestGuardMiddleware"):
+        assert app.RequestGuardMiddleware is middleware.RequestGuardMiddleware
+    with pytest.warns(DeprecationWarning, match="ferkit.serve.schemas.FaceOut"):
+        assert app.FaceOut is schemas.FaceOut
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        app.nothing  # noqa: B018
+
+
 def test_jpeg_exif_rotation_is_applied(scripted):
     buf = io.BytesIO()
     exif = Image.Exif()

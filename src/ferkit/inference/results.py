@@ -52,8 +52,8 @@ def documented_fields(cls: type) -> dict[str, tuple[Any, FieldDoc]]:
 
 def _document(cls: type) -> type:
     """Append an ``Attributes:`` section written from the fields' :class:`FieldDoc`."""
-    lines = [f"        {name}: {doc.description}"
-             for name, (_, doc) in documented_fields(cls).items()]
+    lines = [f"        {name}: {about.description}"
+             for name, (_, about) in documented_fields(cls).items()]
     cls.__doc__ = (cls.__doc__ or "").rstrip() + "\n\n    Attributes:\n" + "\n".join(lines) + "\n"
     return cls
 
@@ -87,7 +87,8 @@ class FaceResult:
         "class name → probability (all classes in the model's order, or the ``top_k`` best, "
         "highest first).", example={"happy": 0.91, "neutral": 0.05}, digits=6))
     label: str = field(metadata=doc("the most probable class.", example="happy"))
-    score: float = field(metadata=doc("its probability.", example=0.91, digits=6))
+    score: float = field(metadata=doc(
+        "the probability of ``label``.", example=0.91, digits=6))
     crop_matrix: Matrix = field(metadata=doc(
         "2x3 affine map from image pixels to the model's face crop.", digits=6))
 
