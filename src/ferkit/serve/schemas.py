@@ -16,8 +16,9 @@ from ferkit.inference.results import FaceResult, documented_fields
 
 
 def _model_of(cls: type, name: str) -> type[BaseModel]:
-    """A pydantic model with the fields of a :func:`~ferkit.inference.results.described`
-    dataclass (tuples in its types are JSON arrays of that length)."""
+    """A pydantic model with the fields of a dataclass whose fields carry
+    :func:`~ferkit.inference.results.doc` metadata (a tuple type is a JSON array of that
+    length)."""
     fields: dict[str, Any] = {
         field: (kind, Field(description=doc.description,
                             examples=None if doc.example is None else [doc.example]))
@@ -34,13 +35,13 @@ class PredictOut(BaseModel):
     source: str = Field(description="the uploaded file name, or 'upload'")
     width: int
     height: int
-    faces: list[FaceOut]  # type: ignore[valid-type]  (a model built at import)
+    faces: list[FaceOut]  # type: ignore[valid-type]  # a model built at import time
     error: str | None = None
     latency_ms: float = Field(description="time spent in the server for this request")
 
 
 class ExplainFaceOut(BaseModel):
-    face: FaceOut  # type: ignore[valid-type]
+    face: FaceOut  # type: ignore[valid-type]  # a model built at import time
     maps: dict[str, str] = Field(description="map name -> base64 PNG (8-bit grey, in crop "
                                              "coordinates; 255 = most attended)")
     map_size: list[int] = Field(description="height, width of every map")
