@@ -14,6 +14,7 @@ import numpy as np
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 
+from ferkit.inference.results import ranked
 from ferkit.serve.errors import ApiError
 from ferkit.serve.redact import scrub_paths
 from ferkit.serve.schemas import (
@@ -38,7 +39,7 @@ def _face_dict(face: Any, top_k: int | None) -> dict[str, Any]:
     raw = face.to_dict() if hasattr(face, "to_dict") else dict(face)
     probs = {str(k): float(v) for k, v in raw.get("probs", {}).items()}
     if top_k is not None:
-        probs = dict(sorted(probs.items(), key=lambda kv: -kv[1])[:top_k])
+        probs = dict(ranked(probs, top_k))
     return {**raw, "probs": probs}
 
 
