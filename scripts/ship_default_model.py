@@ -17,7 +17,10 @@ What it does, in order:
    PrivateTest with FER+'s majority labels;
 4. writes ``src/ferkit/weights/<name>/`` (``<name>``: the run's recipe name unless given)
    with the temperature, the metrics and the model card's facts in ``config.json`` (no
-   local paths), and prints the numbers for docs/model-card.md.
+   local paths) and ``weights.json`` (the published name ``<architecture>.<tag>``, the
+   sha256 of the weights, licence, dataset, recipe, metrics; ``<tag>``: the recipe's data
+   format unless given), and prints the numbers for docs/model-card.md and the one line
+   that registers the weights in ``src/ferkit/weights/shipped.py``.
 
 The test ``tests/test_default_model.py`` re-measures the shipped files against these
 numbers, so re-running this script is the only way the card and the weights change.
@@ -34,10 +37,11 @@ import torch
 
 import ferkit
 from ferkit.calibration import fit_temperature
-from ferkit.checkpoint import load_checkpoint, read_config, save_checkpoint
+from ferkit.checkpoint import read_config
 from ferkit.data import open_dataset
 from ferkit.data.fer2013 import open_fer2013
 from ferkit.evaluation import evaluate, model_inputs, predict_logits
+from ferkit.weights import load_checkpoint, publish_weights, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The card's facts that depend on the labels a recipe trained on (its data.format).
@@ -115,7 +119,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", help="RUN/best of a FER2013 recipe's run")
     parser.add_argument("--data", required=True, help="fer2013.csv[.gz] or its npz cache")
-    parser.add_argument("--name", help="shipped name (default: the run's recipe name)")
+    parser.add_argument("--name", help="folder under src/ferkit/weights/ (default: the run's "
+                        "recipe name)")
+    parser.add_argument("--tag", help="published name's tag, <architecture>.<tag> (default: "
+                        "the recipe's data format, e.g. fer2013)")
     parser.add_argument("--out", help="write the weights folder here instead of into the "
                         "package (measure a candidate without shipping it)")
     parser.add_argument("--train-minutes", type=float, help="wall time of the training run")
@@ -214,8 +221,15 @@ def main() -> None:
     target = (Path(args.out) if args.out
               else ROOT / "src" / "ferkit" / "weights" / (args.name or recipe_name))
     save_checkpoint(model, target, half=True, metrics=metrics, provenance=provenance)
+    name = f"{model.ferkit_config.architecture}.{args.tag or recipe['data']['format']}"
+    publish_weights(target, name=name, licence=CARD_FACTS["data_licence"],
+                    dataset=CARD_FACTS["dataset"], recipe=recipe_name, metrics=metrics,
+                    card=CARD_FACTS["card"])
     size = (target / "model.safetensors").stat().st_size / 2**20
     print(f"wrote {target} ({size:.1f} MiB), ferkit {ferkit.__version__}")
+    print(f"register it in src/ferkit/weights/shipped.py: "
+          f"register_shipped({name!r}, {target.name!r})  (and DEFAULT_NAME = {name!r} to make "
+          "it the default)")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,8 @@ sdist="$(ls "$work"/dist/ferkit-*.tar.gz)"
 step "built $(basename "$sdist") and $(basename "$wheel") in $((SECONDS - start)) s"
 "$python" -m zipfile -l "$wheel" >"$work/wheel-files.txt"
 for member in ferkit/faces/weights/retinaface_mobilenet0.25.onnx \
-              ferkit/faces/weights/LICENSE-retinaface.txt ferkit/weights/fer2013_dsan/config.json; do
+              ferkit/faces/weights/LICENSE-retinaface.txt ferkit/weights/fer2013_dsan/config.json \
+              ferkit/weights/fer2013_dsan/weights.json; do
   grep -q "^$member " "$work/wheel-files.txt" || fail "$member is not in the wheel"
 done
 

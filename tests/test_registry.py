@@ -61,3 +61,13 @@ def test_loaders_run_once_on_first_read(tmp_path, monkeypatch):
     assert reg.names() == ["p"]  # not imported twice (a second import would re-register)
     monkeypatch.delitem(sys.modules, "ferkit_test_plugin_mod")
     monkeypatch.delitem(sys.modules, "tests_registry_target")
+
+
+def test_hidden_entries_are_found_but_not_advertised():
+    reg: Registry[bool] = Registry("model", hidden=lambda test_only: test_only)
+    reg.register("dan", False)
+    reg.register("dan_test", True)
+    assert reg.get("dan_test") is True
+    with pytest.raises(FerkitError) as err:
+        reg.get("dsn")
+    assert str(err.value).endswith("Available: dan.")

@@ -20,24 +20,30 @@ __version__ = "0.1.0"
 _LAZY = {
     "CANONICAL": "ferkit.labels",
     "DataConfig": "ferkit.config",
+    "FERModel": "ferkit.models",
     "FEROutput": "ferkit.models",
     "FerkitError": "ferkit.errors",
     "ModelConfig": "ferkit.config",
     "Recognizer": "ferkit.inference.recognizer",
-    "create_model": "ferkit.models",
-    "list_models": "ferkit.models",
-    "load_checkpoint": "ferkit.checkpoint",
-    "save_checkpoint": "ferkit.checkpoint",
+    "WeightsConfig": "ferkit.config",
+    "config_of": "ferkit.config",
+    "create_model": "ferkit.weights",
+    "list_models": "ferkit.weights",
+    "load_checkpoint": "ferkit.weights",
+    "save_checkpoint": "ferkit.weights",
 }
 
 __all__ = [
     "CANONICAL",
     "DataConfig",
+    "FERModel",
     "FEROutput",
     "FerkitError",
     "ModelConfig",
     "Recognizer",
+    "WeightsConfig",
     "__version__",
+    "config_of",
     "create_model",
     "list_models",
     "load_checkpoint",
@@ -45,12 +51,12 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from ferkit.checkpoint import load_checkpoint, save_checkpoint
-    from ferkit.config import DataConfig, ModelConfig
+    from ferkit.config import DataConfig, ModelConfig, WeightsConfig, config_of
     from ferkit.errors import FerkitError
     from ferkit.inference.recognizer import Recognizer
     from ferkit.labels import CANONICAL
-    from ferkit.models import FEROutput, create_model, list_models
+    from ferkit.models import FERModel, FEROutput
+    from ferkit.weights import create_model, list_models, load_checkpoint, save_checkpoint
 
 
 def __getattr__(name: str) -> Any:

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from ferkit.config import find_config
 from ferkit.errors import FerkitError
 
 #: the bin count of the ECE every ferkit report and model card quotes
@@ -44,7 +45,8 @@ T_MIN, T_MAX = 0.05, 20.0
 
 def model_temperature(model: object) -> float:
     """The calibration temperature in ``model.ferkit_config`` (1.0 when absent)."""
-    return float(getattr(getattr(model, "ferkit_config", None), "temperature", 1.0))
+    cfg = find_config(model)
+    return 1.0 if cfg is None else float(cfg.temperature)
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -165,14 +167,10 @@ def fit_checkpoint_temperature(checkpoint: str | Path, dataset: Any, *, batch_si
     ``ece_before``/``ece_after`` and ``nll_before``/``nll_after`` on ``dataset`` (before:
     at the checkpoint's previous temperature), ``dataset``, ``split`` and ``config``.
     """
-    from ferkit.checkpoint import (
-        CONFIG_NAME,
-        load_checkpoint,
-        resolve_checkpoint_dir,
-        update_config,
-    )
+    from ferkit.checkpoint import CONFIG_NAME, update_config
     from ferkit.devices import resolve_device
     from ferkit.evaluation import model_inputs, predict_logits
+    from ferkit.weights import load_checkpoint, resolve_checkpoint_dir
 
     device = resolve_device(device)  # an unavailable device fails before the model loads
     directory = resolve_checkpoint_dir(checkpoint)

@@ -260,6 +260,7 @@ _PLAIN = {
     "too_short": "needs at least {min_length} entries",
     "too_long": "takes at most {max_length} entries",
     "string_too_short": "must not be empty",
+    "string_pattern_mismatch": "must match {pattern}",
     "extra_forbidden": "is not a ferkit config field (a typo?)",
 }
 
@@ -285,3 +286,99 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
     return value
+
+
+def find_config(model: object) -> ModelConfig | None:
+    """``model``'s :class:`ModelConfig` (``model.ferkit_config``), or ``None`` if it has none.
+
+    For callers that work with any ``nn.Module`` and only use the config when present
+    (explainers fall back to generic class names); everything that needs it calls
+    :func:`config_of`.
+    """
+    cfg = getattr(model, "ferkit_config", None)
+    return cfg if isinstance(cfg, ModelConfig) else None
+
+
+def config_of(model: object, purpose: str = "this") -> ModelConfig:
+    """``model``'s :class:`ModelConfig`; one clear error when the model has none.
+
+    ``purpose`` names what needs it (``"Recognizer"``, ``"export_onnx"``) for the message.
+
+    Example:
+        >>> config_of(object(), "Recognizer")
+        Traceback (most recent call last):
+        ...
+        ferkit.errors.FerkitError: Recognizer needs a ferkit model: object has no ferkit_config \
+(the architecture, classes and preprocessing that travel with the weights); build it with \
+ferkit.create_model(...) or load it with ferkit.load_checkpoint(...)
+    """
+    cfg = find_config(model)
+    if cfg is None:
+        raise FerkitError(
+            f"{purpose} needs a ferkit model: {type(model).__name__} has no ferkit_config (the "
+            "architecture, classes and preprocessing that travel with the weights); build it "
+            "with ferkit.create_model(...) or load it with ferkit.load_checkpoint(...)"
+        )
+    return cfg
+
+
+_SHA256 = Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{64}$")]
+_TEXT = Annotated[StrictStr, Field(min_length=1)]
+WEIGHTS_CONFIG_VERSION = 1
+
+
+class WeightsConfig(_Frozen):
+    """What a set of published weights is: written as ``weights.json`` beside the checkpoint.
+
+    ``config.json`` (:class:`ModelConfig`) says how to *use* the weights; this says what they
+    *are*: their name, the file's checksum (checked before loading, so a truncated or
+    replaced file fails with one line instead of loading garbage), the licence they may be
+    used under, the data and recipe that made them and their headline metrics.
+
+    Attributes:
+        name: ``architecture.tag``, e.g. ``"dsan.fer2013"`` (timm's naming): the tag says
+            what the weights were trained on or for.
+        sha256: hex SHA-256 of ``model.safetensors``.
+        licence: the terms the weights may be used under (they inherit the dataset's).
+        dataset: the training data, as a person would cite it.
+        recipe: the shipped recipe that reproduces them (``ferkit train -r RECIPE``).
+        metrics: headline numbers (``{"fer2013_privatetest_accuracy": 0.6726, …}``).
+        card: the model card page, relative to the repository.
+    """
+
+    name: Annotated[StrictStr, Field(pattern=r"^[a-z0-9_]+\.[a-z0-9_]+$")]
+    sha256: _SHA256
+    licence: _TEXT
+    dataset: _TEXT
+    recipe: _TEXT
+    metrics: dict[str, Number] = Field(default_factory=dict)
+    card: StrictStr = ""
+
+    @property
+    def architecture(self) -> str:
+        return self.name.split(".", 1)[0]
+
+    @property
+    def tag(self) -> str:
+        return self.name.split(".", 1)[1]
+
+    def to_json(self) -> str:
+        body = {"weights_config_version": WEIGHTS_CONFIG_VERSION,
+                **_jsonable(self.model_dump())}
+        return json.dumps(body, indent=2) + "\n"
+
+    @classmethod
+    def from_dict(cls, raw: Any, *, source: str = "weights config") -> WeightsConfig:
+        """Validate a ``weights.json`` object (one-line :class:`ConfigError` for a bad field)."""
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{source} must hold a JSON object (a ferkit weights config), "
+                              f"not {type(raw).__name__}")
+        raw = dict(raw)
+        version = raw.pop("weights_config_version", WEIGHTS_CONFIG_VERSION)
+        if version != WEIGHTS_CONFIG_VERSION:
+            raise ConfigError(f"{source}: weights_config_version {version!r} is not one this "
+                              f"ferkit reads ({WEIGHTS_CONFIG_VERSION}); upgrade ferkit")
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            raise ConfigError(describe(exc, source)) from None

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
+from ferkit.config import config_of
 from ferkit.errors import FerkitError
 from ferkit.labels import CANONICAL, CANONICAL_INDEX
 from ferkit.progress import track
@@ -271,9 +272,7 @@ def evaluate(model: nn.Module, dataset, *, batch_size: int = 64, tta: str | None
     """
     from ferkit.calibration import model_temperature, softmax
 
-    cfg = getattr(model, "ferkit_config", None)
-    if cfg is None:
-        raise FerkitError("evaluate needs a ferkit model (ferkit.create_model/load_checkpoint)")
+    cfg = config_of(model, "evaluate")
     data, targets, excluded = model_inputs(model, dataset)
     logits = predict_logits(model, data, batch_size=batch_size, tta=tta, device=device,
                             num_workers=num_workers)
@@ -313,8 +312,8 @@ def compare(checkpoints: Sequence[str | Path], dataset, *, batch_size: int = 64,
             tta: str | None = None, device: str | torch.device = "auto"
             ) -> list[EvaluationReport]:
     """Evaluate several checkpoints on the same data (one report each, in order)."""
-    from ferkit.checkpoint import load_checkpoint
     from ferkit.devices import resolve_device
+    from ferkit.weights import load_checkpoint
 
     device = resolve_device(device)
     reports = []

@@ -47,7 +47,7 @@ import torch
 from torch import Tensor, nn
 
 from ferkit.atomic import atomic_path
-from ferkit.config import ModelConfig
+from ferkit.config import ModelConfig, config_of
 from ferkit.errors import CheckpointError, FerkitError
 from ferkit.models.output import LogitsOnly
 
@@ -299,11 +299,9 @@ def onnx_metadata(cfg: ModelConfig) -> dict[str, str]:
 
 def _as_model(model_or_checkpoint: nn.Module | str | Path) -> nn.Module:
     if isinstance(model_or_checkpoint, nn.Module):
-        if not isinstance(getattr(model_or_checkpoint, "ferkit_config", None), ModelConfig):
-            raise FerkitError("export_onnx needs a model built by ferkit.create_model "
-                              "(it reads model.ferkit_config for labels and preprocessing)")
+        config_of(model_or_checkpoint, "export_onnx")
         return model_or_checkpoint
-    from ferkit.checkpoint import load_checkpoint
+    from ferkit.weights import load_checkpoint
 
     return load_checkpoint(model_or_checkpoint)
 

@@ -40,16 +40,20 @@ class Registry(Generic[T]):
             registers their entries.
         error: the :class:`~ferkit.errors.FerkitError` subclass raised for unknown names.
         hint: appended to the unknown-name message (e.g. ``"(`ferkit models list`)"``).
+        hidden: entries left out of the unknown-name message's "Available" list (tiny
+            test-only models); they are still found by name.
     """
 
     def __init__(self, kind: str, *, loaders: tuple[str, ...] = (),
-                 error: type[FerkitError] = FerkitError, hint: str = "") -> None:
+                 error: type[FerkitError] = FerkitError, hint: str = "",
+                 hidden: Callable[[T], bool] | None = None) -> None:
         self.kind = kind
         self._entries: dict[str, T] = {}
         self._loaders = loaders
         self._loaded = not loaders
         self._error = error
         self._hint = hint
+        self._hidden = hidden
 
     def _load(self) -> None:
         if not self._loaded:
@@ -84,7 +88,9 @@ class Registry(Generic[T]):
             pass
         close = difflib.get_close_matches(name, list(self._entries), n=3, cutoff=0.5)
         did_you_mean = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        available = ", ".join(sorted(self._entries)) or "none"
+        hidden = self._hidden
+        available = ", ".join(n for n in sorted(self._entries)
+                              if hidden is None or not hidden(self._entries[n])) or "none"
         hint = f" {self._hint}" if self._hint else ""
         raise self._error(f"unknown {self.kind} {name!r}.{did_you_mean} "
                           f"Available: {available}.{hint}")

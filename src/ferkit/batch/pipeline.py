@@ -56,11 +56,12 @@ class ModelRef:
 
     @classmethod
     def resolve(cls, name_or_path: str = "default") -> ModelRef:
-        from ferkit.checkpoint import read_config, resolve_checkpoint_dir
+        from ferkit.checkpoint import read_config
         from ferkit.errors import CheckpointError
-        from ferkit.weights import DEFAULT_NAME
+        from ferkit.weights import find_shipped, resolve_checkpoint_dir
 
-        if name_or_path == "default" and DEFAULT_NAME is None:
+        shipped = find_shipped(str(name_or_path))
+        if name_or_path == "default" and shipped is None:
             raise CheckpointError("no default model ships with this ferkit install; pass "
                                   "--model with a checkpoint directory")
         directory = resolve_checkpoint_dir(name_or_path)
@@ -71,7 +72,7 @@ class ModelRef:
                 with file.open("rb") as handle:
                     for chunk in iter(lambda h=handle: h.read(1 << 20), b""):
                         digest.update(chunk)
-        name = DEFAULT_NAME if name_or_path == "default" else str(name_or_path)
+        name = shipped.name if shipped is not None else str(name_or_path)
         named = not Path(name_or_path).exists()
         return cls(name=name, version=digest.hexdigest()[:12], directory=directory,
                    config=read_config(directory),

@@ -127,10 +127,10 @@ def register(app: typer.Typer) -> None:
           ferkit evaluate default --data ../shared/data/expw_dev --reliability rel.png
         """
         from ferkit import atomic
-        from ferkit.checkpoint import load_checkpoint
         from ferkit.devices import resolve_device
         from ferkit.evaluation import evaluate as run_evaluation
         from ferkit.progress import progress_display
+        from ferkit.weights import load_checkpoint
 
         check_choice(format)
         _check_temperature(temperature)

@@ -55,6 +55,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """List registered architectures, the weights shipped with ferkit and your models.
 
+        Shipped weights are named architecture.tag (dsan.fer2013); `ferkit models info NAME`
+        shows their licence, dataset, recipe, metrics and checksum.
+
         Examples:
 
           ferkit models list
@@ -92,6 +95,8 @@ def register(app: typer.Typer) -> None:
             for w in rows:
                 mark = " (default)" if w["name"] == DEFAULT_NAME else ""
                 print(f"  {w['name'] + mark:<28} {w['summary']}")
+                if "licence" in w:
+                    print(f"  {'':<28} licence: {w['licence']}")
 
     @models_app.command("info")
     def models_info(
@@ -107,16 +112,26 @@ def register(app: typer.Typer) -> None:
 
           ferkit models info runs/fer2013_resnet18/best --format json
         """
-        from ferkit.checkpoint import read_config, resolve_checkpoint_dir
+        from ferkit.checkpoint import WEIGHTS_NAME, read_config
+        from ferkit.weights import resolve_checkpoint_dir
 
         check_choice(format, ("human", "json"))
         directory = resolve_checkpoint_dir(name)
         cfg = read_config(directory)
+        published = _published(directory)
         if format == "json":
-            print(json.dumps({"path": str(directory), **cfg.to_dict()}, indent=2))
+            extra = {"weights": published.model_dump()} if published else {}
+            print(json.dumps({"path": str(directory), **cfg.to_dict(), **extra}, indent=2))
             return
         data = cfg.data
-        print(f"{name}  ({directory})")
+        print(f"{published.name if published else name}  ({directory})")
+        if published:
+            print(f"  licence       {published.licence}")
+            print(f"  dataset       {published.dataset}")
+            print(f"  recipe        {published.recipe} (ferkit train -r {published.recipe})")
+            print(f"  sha256        {published.sha256} ({WEIGHTS_NAME}, checked on load)")
+            if published.card:
+                print(f"  card          {published.card}")
         print(f"  architecture  {cfg.architecture} {cfg.model_kwargs or ''}".rstrip())
         print(f"  classes       {', '.join(cfg.label_names)}")
         print(f"  input         {'x'.join(map(str, data.input_size))}, mean {list(data.mean)}, "
@@ -169,22 +184,36 @@ def _user_dir() -> str:
     return str(user_models_dir())
 
 
+def _published(directory):
+    """The :class:`~ferkit.config.WeightsConfig` beside published weights, else ``None``."""
+    from ferkit.weights import read_weights_config
+    from ferkit.weights.shipped import WEIGHTS_CONFIG_NAME
+
+    return read_weights_config(directory) if (directory / WEIGHTS_CONFIG_NAME).is_file() else None
+
+
 def _weights_row(name: str, kind: str) -> dict:
     """One line about a named model, from its config.json (never loads the weights)."""
     from ferkit.checkpoint import read_config
-    from ferkit.errors import CheckpointError
+    from ferkit.errors import FerkitError
     from ferkit.weights import named_weights_dir
 
+    directory = named_weights_dir(name)
     try:
-        cfg = read_config(named_weights_dir(name))
-    except CheckpointError as exc:  # one broken user model must not hide the others
+        cfg = read_config(directory)
+        published = _published(directory)
+    except FerkitError as exc:  # one broken model must not hide the others
         return {"name": name, "kind": kind, "summary": f"unreadable: {exc}"}
     size = "x".join(map(str, cfg.data.input_size))
     accuracy = next((f"{k} {_fmt(v)}" for k, v in cfg.metrics.items() if "accuracy" in k), "")
     summary = f"{cfg.architecture}, {len(cfg.label_names)} classes, {size}"
-    return {"name": name, "kind": kind, "architecture": cfg.architecture,
-            "input_size": list(cfg.data.input_size), "metrics": cfg.metrics,
-            "summary": summary + (f", {accuracy}" if accuracy else "")}
+    row = {"name": name, "kind": kind, "architecture": cfg.architecture,
+           "input_size": list(cfg.data.input_size), "metrics": cfg.metrics,
+           "summary": summary + (f", {accuracy}" if accuracy else "")}
+    if published is not None:
+        row.update(licence=published.licence, dataset=published.dataset,
+                   recipe=published.recipe, sha256=published.sha256)
+    return row
 
 
 def _fmt(value) -> str:

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ferkit.calibration import model_temperature
+from ferkit.config import find_config
 from ferkit.errors import FerkitError
 from ferkit.explain.base import (
     BatchExplanation,
@@ -145,7 +146,7 @@ def _add_stn(result: BatchExplanation, theta: Tensor, warped: Tensor | None, x: 
 
 def _to_display(batch: Tensor, model: torch.nn.Module) -> np.ndarray:
     """Undo the input normalisation: ``(B, C, H, W)`` → ``(B, H, W[, 3])`` in [0, 1]."""
-    cfg = getattr(model, "ferkit_config", None)
+    cfg = find_config(model)
     if cfg is not None and len(cfg.data.mean) == batch.shape[1]:
         mean = torch.tensor(cfg.data.mean).view(1, -1, 1, 1)
         std = torch.tensor(cfg.data.std).view(1, -1, 1, 1)

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ferkit.config import find_config
 from ferkit.errors import FerkitError, InputError
 from ferkit.explain.targets import ClassTarget, TargetLike, resolve_target
 from ferkit.labels import default_label_names
@@ -69,7 +70,7 @@ class Explainer:
 
     def __init__(self, model: nn.Module) -> None:
         self.model = model
-        cfg = getattr(model, "ferkit_config", None)
+        cfg = find_config(model)
         self.label_names: tuple[str, ...] = (
             tuple(cfg.label_names) if cfg is not None else tuple(default_label_names(
                 _num_outputs(model)))

@@ -27,6 +27,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ferkit.atomic import atomic_open, atomic_path, make_dirs
+from ferkit.config import config_of
 from ferkit.data.base import FERDataset
 from ferkit.errors import FerkitError
 from ferkit.labels import CANONICAL
@@ -69,7 +70,7 @@ def compute_embeddings(model: nn.Module, dataset: FERDataset, *, batch_size: int
     from ferkit.devices import resolve_device
 
     device = resolve_device(device)
-    cfg = model.ferkit_config
+    cfg = config_of(model, "compute_embeddings")
     dataset.transform = eval_transform(cfg.data)
     indices = np.arange(len(dataset))
     if max_samples is not None and len(dataset) > max_samples:
@@ -126,7 +127,7 @@ def embed_checkpoint(checkpoint: str | Path, dataset: FERDataset, out_dir: str |
     The CSV has one row per sample (``x, y, label, predicted``) then one per centre
     (``kind=centre``).
     """
-    from ferkit.checkpoint import load_checkpoint
+    from ferkit.weights import load_checkpoint
 
     model = load_checkpoint(checkpoint)
     emb = compute_embeddings(model, dataset, max_samples=max_samples, seed=seed,

@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from ferkit import atomic
-from ferkit.config import ModelConfig
+from ferkit.config import ModelConfig, config_of, find_config
 from ferkit.errors import FerkitError
 
 BACKEND_KINDS = ("auto", "torch", "onnx")
@@ -68,7 +68,7 @@ class TorchBackend:
 
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
-        self.config: ModelConfig = model.ferkit_config
+        self.config: ModelConfig = config_of(model, "the PyTorch backend")
         self._logits = LogitsOnly(self.model)
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
@@ -200,8 +200,8 @@ def default_cache_dir() -> Path:
 def weights_hash(model: nn.Module) -> str:
     """SHA-256 (hex) over the model's config and every tensor's name, dtype, shape and bytes."""
     digest = hashlib.sha256()
-    cfg = getattr(model, "ferkit_config", None)
-    if isinstance(cfg, ModelConfig):
+    cfg = find_config(model)
+    if cfg is not None:
         digest.update(cfg.to_json().encode())
     for key, tensor in sorted(model.state_dict().items()):
         value = tensor.detach().cpu().contiguous()

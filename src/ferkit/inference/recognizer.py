@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from ferkit.boxes import Box
-from ferkit.config import DataConfig, ModelConfig
+from ferkit.config import DataConfig, ModelConfig, config_of
 from ferkit.errors import CheckpointError, FerkitError, InputError
 from ferkit.faces.align import AlignedFace, align_face, whole_image_face
 from ferkit.faces.base import Detection, FaceDetector, create_detector
@@ -75,10 +75,7 @@ class Recognizer:
         from ferkit.devices import resolve_device
         from ferkit.inference.backends import create_backend
 
-        config = getattr(model, "ferkit_config", None)
-        if not isinstance(config, ModelConfig):
-            raise FerkitError("Recognizer needs a model built by ferkit.create_model or "
-                              "ferkit.load_checkpoint (it has no ferkit_config)")
+        config = config_of(model, "Recognizer")
         if batch_size < 1:
             raise FerkitError(f"batch_size must be at least 1, got {batch_size}")
         self.model = model.eval()
@@ -107,9 +104,8 @@ class Recognizer:
             CheckpointError: the checkpoint is missing or unreadable, or no default model
                 ships with this install.
         """
-        from ferkit.checkpoint import load_checkpoint
         from ferkit.devices import resolve_device
-        from ferkit.weights import shipped_weights_dir
+        from ferkit.weights import load_checkpoint, shipped_weights_dir
 
         device = resolve_device(device)  # a missing GPU fails before the weights are read
         if name_or_path == "default" and shipped_weights_dir("default") is None:

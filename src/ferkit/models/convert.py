@@ -1,5 +1,12 @@
 """Import checkpoints written by the reference implementations.
 
+This is the architectures' side of weights, and so part of the models layer: each
+architecture knows its reference's key layout (its ``checkpoint_filter``), and importing
+builds that architecture with fresh weights and fills them, using only the file reading
+below it (:mod:`ferkit.checkpoint`).  Naming, shipping and checksumming trained weights is
+the layer above (:mod:`ferkit.weights`); an imported model joins it once saved
+(``ferkit.save_checkpoint``, then ``ferkit models add``).
+
 Each architecture registers a ``checkpoint_filter`` that unwraps and renames its
 reference's state dict (DAN's ``{"model_state_dict": …}``, DACL's ``module.`` prefix, …).
 :func:`import_upstream` reads the file without unpickling code, applies the filter and
@@ -31,9 +38,10 @@ from typing import Any
 
 from torch import nn
 
-from ferkit.checkpoint import load_state_dict_strict, read_state_dict
+from ferkit.checkpoint import read_state_dict
 from ferkit.errors import CheckpointError, FerkitError
 from ferkit.labels import NATIVE_ORDERS
+from ferkit.models.base import load_state_dict_strict
 from ferkit.models.registry import create_model, get_model_entry
 
 

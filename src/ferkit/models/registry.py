@@ -4,14 +4,14 @@ Each architecture module registers plain builder functions with :func:`register_
 ``ferkit.models`` imports those modules explicitly (no star-import side effects).  A
 builder takes ``num_classes``, ``in_chans`` and its own keyword arguments and returns an
 ``nn.Module`` whose ``forward`` returns :class:`~ferkit.models.output.FEROutput`.
-:func:`create_model` resolves classes and preprocessing, builds the model, optionally loads
-weights, and attaches the :class:`~ferkit.config.ModelConfig` as ``model.ferkit_config``.
+:func:`create_model` resolves classes and preprocessing, builds the model with fresh weights
+and attaches the :class:`~ferkit.config.ModelConfig` as ``model.ferkit_config`` (the
+:class:`~ferkit.models.base.FERModel` contract).  Trained weights are the layer above:
+:mod:`ferkit.weights`.
 """
 
 from __future__ import annotations
 
-import difflib
-import fnmatch
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,6 +23,7 @@ from torch import nn
 from ferkit.config import DataConfig, ModelConfig
 from ferkit.errors import FerkitError
 from ferkit.labels import default_label_names, normalise_label_names
+from ferkit.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,9 @@ class ModelEntry:
     checkpoint_filter: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
 
-_REGISTRY: dict[str, ModelEntry] = {}
+#: Every architecture, filled by the imports in ``ferkit/models/__init__.py``.
+MODELS: Registry[ModelEntry] = Registry("model", hint="(`ferkit models list`)",
+                                        hidden=lambda entry: entry.test_only)
 
 #: Builder arguments that only initialise weights from a file (``backbone_weights``).  They
 #: never travel in ``config.json``: a checkpoint already holds the result, and the file may
@@ -66,92 +69,50 @@ def register_model(
     (:func:`ferkit.models.convert.import_upstream`).
     """
 
-    def decorator(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        if name in _REGISTRY:
-            raise ValueError(f"model name {name!r} is already registered")
-        _REGISTRY[name] = ModelEntry(name, builder, data, summary, reference, test_only,
-                                     checkpoint_filter)
-        return builder
-
-    return decorator
+    return MODELS.decorator(name, lambda builder: ModelEntry(
+        name, builder, data, summary, reference, test_only, checkpoint_filter))
 
 
 def list_models(pattern: str | None = None, *, include_test: bool = False) -> list[str]:
     """Registered architecture names, sorted; ``pattern`` is a shell wildcard (``"dan*"``)."""
-    names = sorted(n for n, e in _REGISTRY.items() if include_test or not e.test_only)
-    if pattern:
-        names = [n for n in names if fnmatch.fnmatch(n, pattern)]
-    return names
+    return MODELS.names(pattern, where=None if include_test else lambda e: not e.test_only)
 
 
 def get_model_entry(name: str) -> ModelEntry:
     """The registry entry for ``name``, with close-match suggestions when unknown."""
-    if name in _REGISTRY:
-        return _REGISTRY[name]
-    close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)
-    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    raise FerkitError(
-        f"unknown model {name!r}.{hint} Available: {', '.join(list_models())} "
-        "(`ferkit models list`)."
-    )
+    return MODELS.get(name)
 
 
 def create_model(
-    name: str | None = None,
+    name: str,
     *,
     num_classes: int | None = None,
     label_names: Sequence[str] | None = None,
-    pretrained: str | Path | None = None,
     input_size: Sequence[int] | None = None,
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
     **model_kwargs: Any,
 ) -> nn.Module:
-    """Build a registered model; optionally load a ferkit checkpoint into it.
+    """Build a registered architecture with fresh weights.
+
+    This is the architecture layer's factory; :func:`ferkit.create_model` (in
+    :mod:`ferkit.weights`) adds trained weights by name (``"dsan.fer2013"``) or path.
 
     Args:
-        name: architecture, e.g. ``"dan"``.  May be omitted when ``pretrained`` is given
-            (the checkpoint's config names it).
+        name: architecture, e.g. ``"dan"``.
         num_classes: number of outputs; 7 and 8 map to the canonical class lists.
         label_names: class names in output order (overrides ``num_classes``).
-        pretrained: a checkpoint directory/file, or the name of weights shipped with
-            ferkit (``"default"``).  Its config decides classes, preprocessing and kwargs;
-            passing conflicting values raises.
         input_size, mean, std: override the architecture's default preprocessing.
         **model_kwargs: architecture arguments (see each model's docstring).
 
     Examples:
-        >>> import ferkit
-        >>> model = ferkit.create_model("baseline", backbone="resnet18")
+        >>> model = create_model("baseline", backbone="resnet18")
         >>> model.ferkit_config.label_names[:3]
         ('neutral', 'happy', 'sad')
     """
-    if pretrained is not None:
-        from ferkit.checkpoint import load_checkpoint
-
-        model = load_checkpoint(pretrained)
-        cfg: ModelConfig = model.ferkit_config
-        if name is not None and name != cfg.architecture:
-            raise FerkitError(
-                f"checkpoint {pretrained} holds a {cfg.architecture!r} model, not {name!r}"
-            )
-        if num_classes is not None and num_classes != cfg.num_classes:
-            raise FerkitError(
-                f"num_classes={num_classes} contradicts the checkpoint's {cfg.num_classes} "
-                f"classes ({', '.join(cfg.label_names)}); to train a new head, build the "
-                "model without pretrained= and load the backbone weights instead"
-            )
-        if label_names is not None and tuple(normalise_label_names(label_names)) != tuple(
-            cfg.label_names
-        ):
-            raise FerkitError(
-                f"label_names {list(label_names)} contradict the checkpoint's "
-                f"{list(cfg.label_names)}"
-            )
-        return model
-
-    if name is None:
-        raise FerkitError("create_model needs a model name or pretrained=<checkpoint>")
+    if "pretrained" in model_kwargs:
+        raise FerkitError("ferkit.models.create_model builds architectures with fresh weights; "
+                          "load trained ones with ferkit.create_model(name, pretrained=...)")
     entry = get_model_entry(name)
     if label_names is not None:
         labels = normalise_label_names(label_names)
