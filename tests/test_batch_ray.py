@@ -77,7 +77,7 @@ def test_ray_rows_equal_ferkit_predict_face_for_face(ray_local, tmp_path, capsys
             assert row["detector_score"] == pytest.approx(face["detector_score"], abs=1e-6)
             for name, p in face["probs"].items():
                 assert row[f"p_{name}"] == pytest.approx(p, abs=2e-6), (source, name)
-            assert row["model"] == "fer2013_dsan" and len(row["model_version"]) == 12
+            assert row["model"] == "dsan.fer2013" and len(row["model_version"]) == 12
     assert faces_seen >= 10  # multi_face.jpg alone has 5
 
     # Re-running finds everything done and writes nothing.

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 import ferkit
-from ferkit.checkpoint import load_checkpoint, read_config
+from ferkit.checkpoint import read_config
 from ferkit.cli import main
 from ferkit.config import GRAY48_DATA, DataConfig, ModelConfig
 from ferkit.errors import CheckpointError, ConfigError
-from ferkit.weights import shipped_weights_dir
+from ferkit.weights import load_checkpoint, shipped_weights_dir
 
 #: (how config.json is damaged, the field the error must name, words it must say)
 DEFECTS = [

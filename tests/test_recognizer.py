@@ -240,7 +240,7 @@ def test_grayscale_box_aligned_model(tmp_path):
 
 def test_missing_default_model_error_is_clear(monkeypatch):
     # An install whose weights folder went missing (or a build without one) says so plainly.
-    monkeypatch.setattr("ferkit.weights.DEFAULT_NAME", None)
+    monkeypatch.setattr("ferkit.weights.shipped.DEFAULT_NAME", None)
     with pytest.raises(CheckpointError, match="no default model ships"):
         ferkit.Recognizer.from_pretrained()
 

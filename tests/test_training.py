@@ -13,12 +13,13 @@ import pytest
 import torch
 from torch import nn
 
-from ferkit.checkpoint import load_checkpoint, read_config, read_state_dict
+from ferkit.checkpoint import read_config, read_state_dict
 from ferkit.data import FakeFER
 from ferkit.errors import FerkitError
 from ferkit.evaluation import evaluate
 from ferkit.losses import LOSSES
 from ferkit.training import NonFiniteLossError, train
+from ferkit.weights import load_checkpoint
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 

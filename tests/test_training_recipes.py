@@ -139,9 +139,9 @@ def test_pretrained_weights_start_a_model_with_new_shape_free_options(tmp_path):
     import torch
 
     import ferkit
-    from ferkit.checkpoint import save_checkpoint
     from ferkit.training.module import build_model
     from ferkit.training.recipe import ModelSpec
+    from ferkit.weights import save_checkpoint
 
     source = ferkit.create_model("dsan", input_size=(1, 48, 48), mean=(0.5,), std=(0.5,))
     source.ferkit_config = source.ferkit_config.replace(temperature=1.7,

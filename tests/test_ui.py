@@ -147,7 +147,7 @@ def test_only_named_models_unless_paths_are_allowed(tiny_checkpoint, monkeypatch
         at = _app(monkeypatch).run()
         assert not at.exception
         options = at.sidebar.selectbox(key="model_a").options
-        assert options == ["default", "fer2013_dsan", "my-tiny"]  # `models add` ones too
+        assert options == ["default", "dsan.fer2013", "my-tiny"]  # `models add` ones too
         assert not at.sidebar.text_input  # nowhere to type a server path
 
         at = _app(monkeypatch, "default", "--allow-paths").run()
@@ -178,8 +178,8 @@ def test_compare_starts_with_two_different_models(tiny_checkpoint, monkeypatch):
         at.sidebar.checkbox[0].check().run()
         a = at.sidebar.selectbox(key="model_a").value
         b = at.sidebar.selectbox(key="model_b").value
-        assert (a, b) == ("my-tiny", "fer2013_dsan")
-        # "default" and "fer2013_dsan" are one model: the second picker skips the twin.
+        assert (a, b) == ("my-tiny", "dsan.fer2013")
+        # "default" and "dsan.fer2013" are one model: the second picker skips the twin.
         at = _app(monkeypatch, "default").run()
         at.sidebar.checkbox[0].check().run()
         assert at.sidebar.selectbox(key="model_b").value == "my-tiny"
