@@ -138,7 +138,7 @@ def test_missing_label_file(tmp_path):
 def test_open_dataset_format_errors(tmp_path):
     from ferkit.data import dataset_splits
 
-    with pytest.raises(DataError, match=r"unknown dataset format 'folders'; did you mean folder"):
+    with pytest.raises(DataError, match=r"unknown dataset format 'folders'\. Did you mean"):
         open_dataset(tmp_path, format="folders")
     (tmp_path / "readme.md").write_text("nothing here")
     with pytest.raises(DataError, match="cannot tell the dataset format of"):

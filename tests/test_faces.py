@@ -106,7 +106,7 @@ def test_detector_rejects_wrong_arrays(retinaface):
 
 
 def test_unknown_detector_suggests_a_name():
-    with pytest.raises(FerkitError, match="did you mean 'retinaface'"):
+    with pytest.raises(FerkitError, match="Did you mean 'retinaface'"):
         create_detector("retinafac")
     assert {"retinaface", "haar"} <= set(list_detectors())
 

@@ -28,6 +28,7 @@ import numpy as np
 
 from ferkit.data.base import ImageFileDataset, Samples
 from ferkit.data.folder import LabelResolver, folder_splits, open_folder
+from ferkit.data.registry import DatasetFormat, register_format
 from ferkit.errors import DataError
 from ferkit.labels import CANONICAL
 
@@ -204,3 +205,7 @@ def open_affectnet(
     if not samples:
         raise DataError(f"AffectNet {split} at {source} has no usable images")
     return samples.dataset(AffectNet, split=split, transform=transform, boxes=boxes)
+
+
+register_format(DatasetFormat("affectnet", open_affectnet, affectnet_splits, is_affectnet,
+                              "AffectNet: CSV lists, *_exp.npy release, class folders"))

@@ -34,6 +34,7 @@ from PIL import Image
 
 from ferkit.config import DataConfig
 from ferkit.data.base import ImageFileDataset, Samples
+from ferkit.data.registry import DatasetFormat, register_format
 from ferkit.errors import DataError, FerkitError
 from ferkit.labels import CANONICAL_INDEX, canonical_name
 
@@ -167,3 +168,8 @@ def _read_rows(labels_file: Path) -> list[dict[str, str]]:
             return list(csv.DictReader(handle))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise DataError(f"cannot read {labels_file}: {exc}") from exc
+
+
+register_format(DatasetFormat("faceboxes", open_faceboxes, faceboxes_splits, is_faceboxes,
+                              "photos + labels.csv face boxes (file,x1,y1,x2,y2,label;"
+                              " ExpW-style dev sets)"))

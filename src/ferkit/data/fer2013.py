@@ -38,6 +38,7 @@ import numpy as np
 
 from ferkit.atomic import atomic_path
 from ferkit.data.base import ArrayFERDataset, Problems
+from ferkit.data.registry import DatasetFormat, register_format
 from ferkit.errors import DataError
 from ferkit.labels import canonical_mapping
 
@@ -514,3 +515,8 @@ def _first_line(path: Path) -> str:
             return f.readline()
     except (OSError, EOFError):
         return ""
+
+
+register_format(DatasetFormat("fer2013", open_fer2013, fer2013_splits, is_fer2013_file,
+                              "FER2013 CSV (fer2013.csv, icml_face_data.csv, train.csv;"
+                              " .gz) or .npz"))

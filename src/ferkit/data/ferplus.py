@@ -44,6 +44,7 @@ import numpy as np
 
 from ferkit.data.base import ArrayFERDataset, Problems
 from ferkit.data.fer2013 import USAGES, load_fer2013_table, pixel_digests, resolve_split
+from ferkit.data.registry import DatasetFormat, register_format
 from ferkit.errors import DataError
 from ferkit.labels import CANONICAL, to_canonical
 
@@ -241,3 +242,7 @@ def open_ferplus(
     dataset.rows = rows
     dataset.native_split = wanted or "all"
     return dataset
+
+
+register_format(DatasetFormat("ferplus", open_ferplus, ferplus_splits, is_ferplus,
+                              "FER+ fer2013new.csv vote labels over FER2013 pixels"))

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ferkit.data.base import ImageFileDataset, Samples
+from ferkit.data.registry import DatasetFormat, register_format
 from ferkit.errors import DataError, FerkitError
 from ferkit.labels import (
     CANONICAL,
@@ -245,3 +246,8 @@ def open_folder(
         raise DataError(f"split {split!r} at {folder} has no images in class folders "
                         f"(looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
     return samples.dataset(ImageFolderFER, split=split, transform=transform)
+
+
+register_format(DatasetFormat("folder", open_folder, folder_splits, is_folder,
+                              "root/<split>/<class>/image files (names, or numbers with"
+                              " label_order)"))

@@ -24,6 +24,7 @@ from typing import Any
 
 from ferkit.data.base import ImageFileDataset, Samples
 from ferkit.data.folder import LabelOrder, LabelResolver
+from ferkit.data.registry import DatasetFormat, register_format
 from ferkit.errors import DataError
 
 DEFAULT_LABEL_FILES = {"train": "train.txt", "val": "val.txt", "test": "test.txt"}
@@ -120,3 +121,7 @@ def open_label_list(
     if not samples:
         raise DataError(f"label file {list_file} lists no usable images for split {split!r}")
     return samples.dataset(LabelListFER, split=split, transform=transform)
+
+
+register_format(DatasetFormat("list", open_label_list, label_list_splits, is_label_list,
+                              "data folder + train.txt/val.txt 'path label' lines"))

@@ -23,6 +23,7 @@ from typing import Any
 
 from ferkit.data.base import ImageFileDataset, Samples
 from ferkit.data.folder import LabelResolver
+from ferkit.data.registry import DatasetFormat, register_format
 from ferkit.errors import DataError
 
 LIST_FILE = Path("EmoLabel") / "list_patition_label.txt"
@@ -104,3 +105,7 @@ def open_rafdb(
     if not samples:
         raise DataError(f"{list_file} lists no usable {split} images")
     return samples.dataset(RAFDB, split=split, transform=transform)
+
+
+register_format(DatasetFormat("rafdb", open_rafdb, rafdb_splits, is_rafdb,
+                              "RAF-DB basic: EmoLabel/list_patition_label.txt + Image/aligned"))

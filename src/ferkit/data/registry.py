@@ -2,7 +2,8 @@
 
 Each format is one adapter module (``fer2013.py``, ``folder.py``, …) with an ``open_*``
 function ``(source, *, split, **options) -> FERDataset``, a ``*_splits(source, **options)``
-function listing the splits present, and a ``detect`` test used when ``format=None``.
+function listing the splits present, and a ``detect`` test used when ``format=None``; it
+registers them with :func:`register_format` (a :class:`~ferkit.registry.Registry`).
 
 Example:
     >>> ds = open_dataset("fer2013.csv.gz", split="test")            # doctest: +SKIP
@@ -12,7 +13,6 @@ Example:
 from __future__ import annotations
 
 import difflib
-import importlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,59 +21,58 @@ from typing import Any
 
 from ferkit.data.base import FERDataset
 from ferkit.errors import DataError
+from ferkit.registry import Registry
 
 
 @dataclass(frozen=True)
 class DatasetFormat:
-    """An adapter: where its functions live and what it reads."""
+    """An adapter: its three functions and what it reads."""
 
     name: str
-    module: str
-    opener: str
-    lister: str
-    detector: str
+    opener: Callable[..., FERDataset]
+    lister: Callable[..., tuple[str, ...]]
+    detector: Callable[[Path], bool]
     summary: str
-
-    def _attr(self, name: str) -> Callable[..., Any]:
-        return getattr(importlib.import_module(f"ferkit.data.{self.module}"), name)
 
     def check_options(self, options: dict[str, Any]) -> None:
         """Raise :class:`DataError` naming the valid options if one is unknown."""
-        _check_options(self.name, self._attr(self.opener), options)
+        _check_options(self.name, self.opener, options)
 
     def open(self, source: Path, *, split: str, **options: Any) -> FERDataset:
         self.check_options(options)
-        return self._attr(self.opener)(source, split=split, **options)
+        return self.opener(source, split=split, **options)
 
     def splits(self, source: Path, **options: Any) -> tuple[str, ...]:
-        lister = self._attr(self.lister)
-        accepted = inspect.signature(lister).parameters
-        return lister(source, **{k: v for k, v in options.items() if k in accepted})
+        accepted = inspect.signature(self.lister).parameters
+        return self.lister(source, **{k: v for k, v in options.items() if k in accepted})
 
     def detect(self, source: Path) -> bool:
-        return bool(self._attr(self.detector)(source))
+        return bool(self.detector(source))
 
 
-# Detection runs in this order; the first match wins (specific layouts before generic ones).
-FORMATS: dict[str, DatasetFormat] = {
-    f.name: f for f in (
-        DatasetFormat("ferplus", "ferplus", "open_ferplus", "ferplus_splits", "is_ferplus",
-                      "FER+ fer2013new.csv vote labels over FER2013 pixels"),
-        DatasetFormat("fer2013", "fer2013", "open_fer2013", "fer2013_splits", "is_fer2013_file",
-                      "FER2013 CSV (fer2013.csv, icml_face_data.csv, train.csv; .gz) or .npz"),
-        DatasetFormat("rafdb", "rafdb", "open_rafdb", "rafdb_splits", "is_rafdb",
-                      "RAF-DB basic: EmoLabel/list_patition_label.txt + Image/aligned"),
-        DatasetFormat("affectnet", "affectnet", "open_affectnet", "affectnet_splits",
-                      "is_affectnet", "AffectNet: CSV lists, *_exp.npy release, class folders"),
-        DatasetFormat("faceboxes", "faceboxes", "open_faceboxes", "faceboxes_splits",
-                      "is_faceboxes", "photos + labels.csv face boxes (file,x1,y1,x2,y2,label;"
-                      " ExpW-style dev sets)"),
-        DatasetFormat("list", "label_list", "open_label_list", "label_list_splits",
-                      "is_label_list", "data folder + train.txt/val.txt 'path label' lines"),
-        DatasetFormat("folder", "folder", "open_folder", "folder_splits", "is_folder",
-                      "root/<split>/<class>/image files (names, or numbers with label_order)"),
-    )
-}
+#: Every dataset format.  Each adapter module registers its own at its end; the modules
+#: are imported on the first lookup.
+FORMATS: Registry[DatasetFormat] = Registry(
+    "dataset format", error=DataError,
+    loaders=tuple(f"ferkit.data.{module}" for module in (
+        "ferplus", "fer2013", "rafdb", "affectnet", "faceboxes", "label_list", "folder")))
+
+#: The order ``detect_format`` tries formats in: the first match wins, so specific layouts
+#: come before generic ones (a RAF-DB or AffectNet folder also looks like class folders).
+#: Formats registered elsewhere are tried after these, before ``folder``.
+DETECTION_ORDER = ("ferplus", "fer2013", "rafdb", "affectnet", "faceboxes", "list")
+_DETECTED_LAST = ("folder",)
+
+
+def _detection_order() -> list[DatasetFormat]:
+    names = FORMATS.names()
+    rest = [n for n in names if n not in DETECTION_ORDER and n not in _DETECTED_LAST]
+    return [FORMATS.get(n) for n in (*DETECTION_ORDER, *rest, *_DETECTED_LAST) if n in names]
+
+
+def register_format(fmt: DatasetFormat) -> DatasetFormat:
+    """Add an adapter to :func:`open_dataset` (and to format detection, after those above)."""
+    return FORMATS.register(fmt.name, fmt)
 
 
 def _check_options(format_name: str, opener: Callable[..., Any], options: dict[str, Any]) -> None:
@@ -89,13 +88,7 @@ def _check_options(format_name: str, opener: Callable[..., Any], options: dict[s
 
 def get_format(name: str) -> DatasetFormat:
     """The :class:`DatasetFormat` called ``name`` (``"fer2013"``, ``"folder"``, …)."""
-    try:
-        return FORMATS[name]
-    except KeyError:
-        close = difflib.get_close_matches(name, FORMATS, n=2)
-        hint = f"; did you mean {' or '.join(close)}?" if close else ""
-        raise DataError(f"unknown dataset format {name!r}{hint} "
-                        f"(known: {', '.join(FORMATS)})") from None
+    return FORMATS.get(name)
 
 
 def detect_format(source: str | Path) -> str:
@@ -103,14 +96,14 @@ def detect_format(source: str | Path) -> str:
     path = Path(source)
     if not path.exists():
         raise DataError(f"dataset path {path} does not exist")
-    for fmt in FORMATS.values():
+    for fmt in _detection_order():
         if fmt.detect(path):
             return fmt.name
     raise DataError(
         f"cannot tell the dataset format of {path}; expected a FER2013/FER+ CSV, a RAF-DB or "
         "AffectNet folder, a folder with labels.csv face boxes and images/, a folder with "
         "train.txt/val.txt label lists, or root/<split>/<class>/"
-        f" folders. Name it with format= (one of {', '.join(FORMATS)})"
+        f" folders. Name it with format= (one of {', '.join(f.name for f in _detection_order())})"
     )
 
 

@@ -10,6 +10,7 @@ Example:
 from ferkit.boxes import box_iou, nms
 from ferkit.faces.align import AlignedFace, align_face, template_points, whole_image_face
 from ferkit.faces.base import (
+    DETECTORS,
     Detection,
     FaceDetector,
     create_detector,
@@ -18,6 +19,7 @@ from ferkit.faces.base import (
 )
 
 __all__ = [
+    "DETECTORS",
     "AlignedFace",
     "Detection",
     "FaceDetector",

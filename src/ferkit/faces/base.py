@@ -8,7 +8,6 @@ the Recognizer never knows which one it holds.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -17,6 +16,7 @@ import numpy as np
 
 from ferkit.boxes import Box
 from ferkit.errors import FerkitError
+from ferkit.registry import Registry
 
 Landmarks = tuple[tuple[float, float], ...]
 
@@ -65,25 +65,29 @@ class FaceDetector(Protocol):
     def detect(self, image_rgb: np.ndarray) -> list[Detection]: ...
 
 
-_DETECTORS: dict[str, tuple[Callable[..., FaceDetector], str]] = {}
+@dataclass(frozen=True)
+class DetectorEntry:
+    """A registered detector: its factory and a one-line summary."""
+
+    factory: Callable[..., FaceDetector]
+    summary: str
+
+
+#: Every face detector.  The backend modules register themselves when first looked up;
+#: their heavy libraries (OpenCV, ONNX Runtime) load only when a detector is built.
+DETECTORS: Registry[DetectorEntry] = Registry(
+    "face detector", loaders=("ferkit.faces.haar", "ferkit.faces.retinaface",
+                              "ferkit.faces.yunet"))
 
 
 def register_detector(name: str, summary: str) -> Callable:
     """Decorator adding a detector factory to :func:`create_detector` under ``name``."""
-
-    def wrap(factory: Callable[..., FaceDetector]) -> Callable[..., FaceDetector]:
-        if name in _DETECTORS:
-            raise ValueError(f"face detector {name!r} is already registered")
-        _DETECTORS[name] = (factory, summary)
-        return factory
-
-    return wrap
+    return DETECTORS.decorator(name, lambda factory: DetectorEntry(factory, summary))
 
 
 def list_detectors() -> dict[str, str]:
     """Registered detector names and a one-line summary of each."""
-    _import_backends()
-    return {name: summary for name, (_, summary) in sorted(_DETECTORS.items())}
+    return {name: DETECTORS.get(name).summary for name in DETECTORS.names()}
 
 
 def create_detector(name: str | FaceDetector = "retinaface", **options) -> FaceDetector:
@@ -107,20 +111,7 @@ def create_detector(name: str | FaceDetector = "retinaface", **options) -> FaceD
             raise FerkitError(f"detector options {sorted(options)} only apply to a detector "
                               "given by name; configure the detector object itself")
         return name
-    _import_backends()
-    entry = _DETECTORS.get(name)
-    if entry is None:
-        close = difflib.get_close_matches(name, list(_DETECTORS), n=2)
-        hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
-        raise FerkitError(
-            f"unknown face detector {name!r}{hint} (available: {', '.join(sorted(_DETECTORS))})"
-        )
-    return entry[0](**options)
-
-
-def _import_backends() -> None:
-    # Plain imports fill the registry; the heavy libraries load only when a detector is built.
-    from ferkit.faces import haar, retinaface, yunet  # noqa: F401
+    return DETECTORS.get(name).factory(**options)
 
 
 def check_image(image_rgb: np.ndarray) -> np.ndarray:
