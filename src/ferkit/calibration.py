@@ -29,7 +29,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -158,36 +157,17 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(np.clip(1.0 / ((lo + hi) / 2.0), T_MIN, T_MAX))
 
 
-def fit_checkpoint_temperature(checkpoint: str | Path, dataset: Any, *, batch_size: int = 64,
-                               device: str = "auto", write: bool = True) -> dict[str, Any]:
-    """Fit the temperature of ``checkpoint`` on ``dataset`` (a held-out split) and, with
-    ``write``, store it in the checkpoint's ``config.json`` (replaced atomically).
+def __getattr__(name: str) -> Any:
+    # fit_checkpoint_temperature loads and evaluates a checkpoint: it moved up to
+    # ferkit.evaluation, which uses this module's maths.  This deprecated alias is the only
+    # import from here upwards (tests/test_import_structure.py).
+    if name != "fit_checkpoint_temperature":
+        raise AttributeError(f"module 'ferkit.calibration' has no attribute {name!r}")
+    import warnings
 
-    Returns what ``ferkit calibrate`` prints: ``temperature``, ``previous``, ``samples``,
-    ``ece_before``/``ece_after`` and ``nll_before``/``nll_after`` on ``dataset`` (before:
-    at the checkpoint's previous temperature), ``dataset``, ``split`` and ``config``.
-    """
-    from ferkit.checkpoint import CONFIG_NAME, update_config
-    from ferkit.devices import resolve_device
-    from ferkit.evaluation import model_inputs, predict_logits
-    from ferkit.weights import load_checkpoint, resolve_checkpoint_dir
+    from ferkit.evaluation import fit_checkpoint_temperature
 
-    device = resolve_device(device)  # an unavailable device fails before the model loads
-    directory = resolve_checkpoint_dir(checkpoint)
-    model = load_checkpoint(directory, map_location=device)
-    data, labels, _ = model_inputs(model, dataset)
-    logits = predict_logits(model, data, batch_size=batch_size, device=device)
-    previous = model_temperature(model)
-    temperature = fit_temperature(logits, labels)
-    result = {
-        "temperature": temperature, "previous": previous, "samples": len(labels),
-        "dataset": getattr(dataset, "name", "dataset"), "split": getattr(dataset, "split", "?"),
-        "ece_before": expected_calibration_error(softmax(logits, previous), labels),
-        "ece_after": expected_calibration_error(softmax(logits, temperature), labels),
-        "nll_before": negative_log_likelihood(logits, labels, previous),
-        "nll_after": negative_log_likelihood(logits, labels, temperature),
-        "config": str(directory / CONFIG_NAME),
-    }
-    if write:
-        update_config(directory, temperature=temperature)
-    return result
+    warnings.warn("ferkit.calibration.fit_checkpoint_temperature moved to "
+                  "ferkit.evaluation.fit_checkpoint_temperature; the old name goes in the next "
+                  "release", DeprecationWarning, stacklevel=2)
+    return fit_checkpoint_temperature

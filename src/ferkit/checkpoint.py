@@ -127,19 +127,16 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
         ) from exc
 
 
-#: Names that moved up to :mod:`ferkit.weights` (they build models or resolve names, which
-#: this file-I/O layer must not know); importing them from here still works for one release.
-_MOVED = {"load_checkpoint": "ferkit.weights", "save_checkpoint": "ferkit.weights",
-          "resolve_checkpoint_dir": "ferkit.weights",
-          "load_state_dict_strict": "ferkit.models.base"}
-
-
 def __getattr__(name: str) -> Any:
-    home = _MOVED.get(name)
-    if home is None:
+    # Names that moved up (they build models or resolve names, which this file-I/O layer
+    # must not know); importing them from here still works for one release.  The imports
+    # below are the deprecated aliases' only way up (tests/test_import_structure.py).
+    if name in ("load_checkpoint", "save_checkpoint", "resolve_checkpoint_dir"):
+        from ferkit import weights as home
+    elif name == "load_state_dict_strict":
+        from ferkit.models import base as home
+    else:
         raise AttributeError(f"module 'ferkit.checkpoint' has no attribute {name!r}")
-    warnings.warn(f"ferkit.checkpoint.{name} moved to {home}.{name}; the old name goes in "
-                  "the next release", DeprecationWarning, stacklevel=2)
-    import importlib  # the one upward import: a deprecated alias (tests/test_import_structure.py)
-
-    return getattr(importlib.import_module(home), name)
+    warnings.warn(f"ferkit.checkpoint.{name} moved to {home.__name__}.{name}; the old name "
+                  "goes in the next release", DeprecationWarning, stacklevel=2)
+    return getattr(home, name)

@@ -324,6 +324,47 @@ def compare(checkpoints: Sequence[str | Path], dataset, *, batch_size: int = 64,
     return reports
 
 
+def fit_checkpoint_temperature(checkpoint: str | Path, dataset: Any, *, batch_size: int = 64,
+                               device: str = "auto", write: bool = True) -> dict[str, Any]:
+    """Fit the temperature of ``checkpoint`` on ``dataset`` (a held-out split) and, with
+    ``write``, store it in the checkpoint's ``config.json`` (replaced atomically).
+
+    Returns what ``ferkit calibrate`` prints: ``temperature``, ``previous``, ``samples``,
+    ``ece_before``/``ece_after`` and ``nll_before``/``nll_after`` on ``dataset`` (before:
+    at the checkpoint's previous temperature), ``dataset``, ``split`` and ``config``.
+    """
+    from ferkit.calibration import (
+        expected_calibration_error,
+        fit_temperature,
+        model_temperature,
+        negative_log_likelihood,
+        softmax,
+    )
+    from ferkit.checkpoint import CONFIG_NAME, update_config
+    from ferkit.devices import resolve_device
+    from ferkit.weights import load_checkpoint, resolve_checkpoint_dir
+
+    device = resolve_device(device)  # an unavailable device fails before the model loads
+    directory = resolve_checkpoint_dir(checkpoint)
+    model = load_checkpoint(directory, map_location=device)
+    data, labels, _ = model_inputs(model, dataset)
+    logits = predict_logits(model, data, batch_size=batch_size, device=device)
+    previous = model_temperature(model)
+    temperature = fit_temperature(logits, labels)
+    result = {
+        "temperature": temperature, "previous": previous, "samples": len(labels),
+        "dataset": getattr(dataset, "name", "dataset"), "split": getattr(dataset, "split", "?"),
+        "ece_before": expected_calibration_error(softmax(logits, previous), labels),
+        "ece_after": expected_calibration_error(softmax(logits, temperature), labels),
+        "nll_before": negative_log_likelihood(logits, labels, previous),
+        "nll_after": negative_log_likelihood(logits, labels, temperature),
+        "config": str(directory / CONFIG_NAME),
+    }
+    if write:
+        update_config(directory, temperature=temperature)
+    return result
+
+
 def comparison_table(reports: Sequence[EvaluationReport]) -> str:
     """One row per report: checkpoint, model, accuracy, mean class accuracy, macro F1."""
     header = f"{'checkpoint':<32} {'model':<14} {'n':>6} {'acc':>7} {'mean_cls':>8} {'f1_mac':>7}"

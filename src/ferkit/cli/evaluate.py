@@ -188,7 +188,7 @@ def register(app: typer.Typer) -> None:
 
           ferkit calibrate runs/fer/best --data ferplus/fer2013new.csv --dry-run
         """
-        from ferkit.calibration import fit_checkpoint_temperature
+        from ferkit.evaluation import fit_checkpoint_temperature
         from ferkit.progress import progress_display
 
         check_choice(format)

@@ -75,7 +75,7 @@ class RetinaFaceDetector:
         if not WEIGHTS_PATH.is_file():
             raise FerkitError(f"the retinaface weights are missing ({WEIGHTS_PATH}): "
                               "reinstall ferkit, or use detector='haar'")
-        from ferkit.inference.backends import available_cores, no_spinning
+        from ferkit.devices import available_cores, no_spinning
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = num_threads or available_cores()

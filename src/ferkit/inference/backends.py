@@ -42,6 +42,7 @@ from torch import nn
 
 from ferkit import atomic
 from ferkit.config import ModelConfig, config_of, find_config
+from ferkit.devices import available_cores, no_spinning
 from ferkit.errors import FerkitError
 
 BACKEND_KINDS = ("auto", "torch", "onnx")
@@ -244,33 +245,12 @@ def evict_cached_export(path: Path) -> None:
             stale.unlink(missing_ok=True)
 
 
-def no_spinning(options) -> None:
-    """Make an ONNX Runtime session's idle worker threads sleep instead of spin.
-
-    ORT's workers busy-wait between ops and after each run.  The Recognizer has two sessions
-    (detector and classifier) taking turns, and laptops and shared servers run other work:
-    a spinning pool then steals the cores the active one needs.  Measured on the 2-core
-    benchmark machine under load (benchmarks/README_inference.md): ResNet-18 at batch 1,
-    2 threads, 33 faces/s spinning vs 71 not spinning (1 thread: 70).
-    """
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
-
-
 def onnxruntime_available() -> bool:
     try:
         import onnxruntime  # noqa: F401
     except ImportError:
         return False
     return True
-
-
-def available_cores() -> int:
-    """CPU cores this process may run on (respects taskset / container affinity)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # macOS, Windows
-        return max(1, os.cpu_count() or 1)
 
 
 def measure_backend(backend: ClassifierBackend, *, batch_size: int = 8, repeats: int = 3,
