@@ -69,7 +69,7 @@ stamp "trained"
 # fp16 weights (the package format) first, so calibration and evaluation measure what ships.
 $PYTHON - "$RUN/best" "$RUN/ship" <<'EOF'
 import sys
-from ferkit.checkpoint import load_checkpoint, save_checkpoint
+from ferkit import load_checkpoint, save_checkpoint
 save_checkpoint(load_checkpoint(sys.argv[1]), sys.argv[2], half=True)
 EOF
 $PYTHON -m ferkit calibrate "$RUN/ship" -d "$DATA/fer2013/fer2013.npz" --split val \

@@ -125,3 +125,28 @@ def test_architecture_name_as_model_says_it_has_no_weights(capsys, tmp_path):
     assert "'dan' is an architecture" in capsys.readouterr().err
     assert main(["predict", str(photo), "--model", "no-such-model"]) == 2
     assert "checkpoint 'no-such-model' not found" in capsys.readouterr().err
+
+
+def test_list_and_info_show_what_shipped_weights_are(capsys, home):
+    from ferkit.weights import read_weights_config, shipped_weights_dir
+
+    card = read_weights_config(shipped_weights_dir(DEFAULT_NAME))
+    _, out, _ = _run(capsys, "list")
+    shipped = out.split("Shipped weights")[1].split("Your models")[0]
+    assert f"licence: {card.licence}" in shipped
+    _, out, _ = _run(capsys, "list", "--format", "json")
+    row = {r["name"]: r for r in json.loads(out)}[DEFAULT_NAME]
+    assert (row["licence"], row["recipe"], row["sha256"]) == (card.licence, card.recipe,
+                                                               card.sha256)
+    status, out, _ = _run(capsys, "info", "dsan.fer2013")
+    assert status == 0 and out.startswith("dsan.fer2013  (")
+    assert f"licence       {card.licence}" in out and f"sha256        {card.sha256}" in out
+    assert "recipe        fer2013_dsan (ferkit train -r fer2013_dsan)" in out
+    _, out, _ = _run(capsys, "info", "default", "--format", "json")
+    assert json.loads(out)["weights"]["name"] == "dsan.fer2013"
+
+
+def test_shipped_names_and_old_names_cannot_be_taken(capsys, home, tiny_checkpoint):
+    for name in ("dsan.fer2013", "fer2013_dsan", "default"):
+        status, _, err = _run(capsys, "add", name, tiny_checkpoint)
+        assert status == 2 and "is the name of a shipped model" in err, name

@@ -91,12 +91,17 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def read_config(directory: str | Path) -> ModelConfig:
-    path = Path(directory) / CONFIG_NAME
+def read_json(path: str | Path) -> Any:
+    """A JSON file's content; one :class:`CheckpointError` line if it is unreadable."""
     try:
-        raw = json.loads(path.read_text())
+        return json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"cannot read {path}: {exc}") from exc
+
+
+def read_config(directory: str | Path) -> ModelConfig:
+    path = Path(directory) / CONFIG_NAME
+    raw = read_json(path)
     if not isinstance(raw, dict):
         raise CheckpointError(f"{path} must hold a JSON object")
     return ModelConfig.from_dict(raw, source=str(path))

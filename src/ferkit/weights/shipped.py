@@ -14,14 +14,14 @@ its ``weights.json``; then one :func:`register_shipped` line below registers it,
 
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ferkit.checkpoint import CONFIG_NAME, WEIGHTS_NAME, file_sha256
+from ferkit.atomic import write_text
+from ferkit.checkpoint import CONFIG_NAME, WEIGHTS_NAME, file_sha256, read_json
 from ferkit.config import WeightsConfig
 from ferkit.errors import CheckpointError
 from ferkit.registry import Registry
@@ -109,17 +109,11 @@ def list_shipped(pattern: str | None = None) -> list[str]:
 def read_weights_config(directory: str | Path) -> WeightsConfig:
     """The :class:`WeightsConfig` in ``directory/weights.json`` (one line if unreadable)."""
     path = Path(directory) / WEIGHTS_CONFIG_NAME
-    try:
-        raw = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"cannot read {path}: {exc}") from None
-    return WeightsConfig.from_dict(raw, source=str(path))
+    return WeightsConfig.from_dict(read_json(path), source=str(path))
 
 
 def write_weights_config(directory: str | Path, config: WeightsConfig) -> Path:
     """Write ``weights.json`` atomically."""
-    from ferkit.atomic import write_text
-
     path = Path(directory) / WEIGHTS_CONFIG_NAME
     write_text(path, config.to_json())
     return path
