@@ -169,3 +169,11 @@ def test_moved_checkpoint_names_still_work_with_a_deprecation_warning(tiny_check
         from ferkit.checkpoint import load_state_dict_strict  # noqa: F401
     with pytest.raises(AttributeError):
         checkpoint.no_such_name  # noqa: B018
+
+
+def test_published_name_must_match_the_architecture(published):
+    card = read_weights_config(published)
+    (published / "weights.json").write_text(card.replace(name="dan.fer2013").to_json())
+    with pytest.raises(CheckpointError, match="weights.json names 'dan.fer2013' but config.json "
+                                              "holds a 'dsan' model"):
+        load_checkpoint(published)

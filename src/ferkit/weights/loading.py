@@ -43,7 +43,10 @@ def named_weights_dir(name: str) -> Path | None:
     """Shipped weights' directory, else a user model's, for a name; ``None`` if neither."""
     entry = find_shipped(name)
     if entry is not None:
-        return entry.directory if entry.installed else None
+        if not entry.installed:
+            raise CheckpointError(f"the shipped weights {entry.name!r} are missing from "
+                                  f"{entry.directory} (a damaged install): reinstall ferkit")
+        return entry.directory
     return user_model_dir(name)
 
 
@@ -69,8 +72,11 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
     sha256 first.
     """
     directory = resolve_checkpoint_dir(path)
-    verify_weights(directory)
+    published = verify_weights(directory)
     cfg = read_config(directory)
+    if published is not None and published.architecture != cfg.architecture:
+        raise CheckpointError(f"{directory}: weights.json names {published.name!r} but "
+                              f"config.json holds a {cfg.architecture!r} model; re-publish them")
     model = build_from_config(cfg)
     state = read_state_dict(directory / WEIGHTS_NAME)
     load_state_dict_strict(model, state, source=str(directory / WEIGHTS_NAME))

@@ -138,13 +138,15 @@ def publish_weights(directory: str | Path, *, name: str, licence: str, dataset: 
     return config
 
 
-def verify_weights(directory: str | Path) -> None:
+def verify_weights(directory: str | Path) -> WeightsConfig | None:
     """Check ``model.safetensors`` against the sha256 in ``weights.json`` (when there is one):
-    a damaged or replaced file fails here with one line instead of loading wrong weights."""
+    a damaged or replaced file fails here with one line instead of loading wrong weights.
+    Returns the :class:`WeightsConfig` (``None`` for a checkpoint without one)."""
     directory = Path(directory)
     if not (directory / WEIGHTS_CONFIG_NAME).is_file():
-        return
-    expected = read_weights_config(directory).sha256
+        return None
+    published = read_weights_config(directory)
+    expected = published.sha256
     weights = directory / WEIGHTS_NAME
     stat = weights.stat()
     actual = _sha256_cached(str(weights.resolve()), stat.st_size, stat.st_mtime_ns)
@@ -154,6 +156,7 @@ def verify_weights(directory: str | Path) -> None:
             f"{WEIGHTS_CONFIG_NAME} says {expected[:12]}…): the file is damaged or was "
             "replaced; reinstall ferkit (or restore the file) to load these weights"
         )
+    return published
 
 
 @lru_cache(maxsize=16)
