@@ -222,9 +222,9 @@ def main() -> None:
               else ROOT / "src" / "ferkit" / "weights" / (args.name or recipe_name))
     save_checkpoint(model, target, half=True, metrics=metrics, provenance=provenance)
     name = f"{model.ferkit_config.architecture}.{args.tag or recipe['data']['format']}"
-    publish_weights(target, name=name, licence=CARD_FACTS["data_licence"],
-                    dataset=CARD_FACTS["dataset"], recipe=recipe_name, metrics=metrics,
-                    card=CARD_FACTS["card"])
+    card = provenance["model_card"]  # the facts for the labels this recipe trained on
+    publish_weights(target, name=name, licence=card["data_licence"], dataset=card["dataset"],
+                    recipe=recipe_name, metrics=metrics, card=card["card"])
     size = (target / "model.safetensors").stat().st_size / 2**20
     print(f"wrote {target} ({size:.1f} MiB), ferkit {ferkit.__version__}")
     print(f"register it in src/ferkit/weights/shipped.py: "
