@@ -177,3 +177,20 @@ def test_published_name_must_match_the_architecture(published):
     with pytest.raises(CheckpointError, match="weights.json names 'dan.fer2013' but config.json "
                                               "holds a 'dsan' model"):
         load_checkpoint(published)
+
+
+def test_every_weights_folder_is_registered_and_published():
+    from pathlib import Path
+
+    import ferkit.weights
+
+    root = Path(ferkit.weights.__file__).parent
+    folders = {p.parent.name for p in root.glob("*/config.json")}
+    registered = {entry.folder for _, entry in WEIGHTS.items()}
+    assert folders == registered, (
+        "every folder under src/ferkit/weights/ needs one register_shipped(NAME, FOLDER) line "
+        "in weights/shipped.py, and every such line its folder (docs/architecture.md, "
+        f"'Adding shipped weights'): folders {sorted(folders)}, registered {sorted(registered)}")
+    for name, entry in WEIGHTS.items():
+        assert entry.installed, f"{entry.directory} lacks weights.json: run publish_weights"
+        assert verify_weights(entry.directory).name == name
