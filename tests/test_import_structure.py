@@ -28,15 +28,14 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("ferkit", "ferkit.errors", "ferkit.atomic", "ferkit.labels",
                     "ferkit.config", "ferkit.registry", "ferkit.devices", "ferkit.progress",
-                    "ferkit.calibration")),
+                    "ferkit.boxes", "ferkit.calibration", "ferkit.figures")),
     ("checkpoint files", ("ferkit.checkpoint",)),
     ("architectures", ("ferkit.models",)),
     ("trained weights", ("ferkit.weights",)),
     ("faces", ("ferkit.faces",)),
     ("data", ("ferkit.data",)),
     ("losses", ("ferkit.losses",)),
-    # explain.plots draws figures from numbers (no models): evaluation's reports use it.
-    ("evaluation, export", ("ferkit.evaluation", "ferkit.export", "ferkit.explain.plots")),
+    ("evaluation, export", ("ferkit.evaluation", "ferkit.export")),
     ("training", ("ferkit.training",)),
     ("inference", ("ferkit.inference",)),
     ("explanations", ("ferkit.explain",)),
@@ -48,6 +47,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
 DEPRECATED_ALIASES = {
     "ferkit.checkpoint": {"ferkit.weights", "ferkit.models", "ferkit.models.base"},
     "ferkit.calibration": {"ferkit.evaluation"},
+    "ferkit.training.dataspec": {"ferkit.data.spec"},  # downwards: listed for completeness
 }
 
 
