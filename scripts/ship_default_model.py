@@ -227,9 +227,10 @@ def main() -> None:
                     recipe=recipe_name, metrics=metrics, card=card["card"])
     size = (target / "model.safetensors").stat().st_size / 2**20
     print(f"wrote {target} ({size:.1f} MiB), ferkit {ferkit.__version__}")
-    print(f"register it in src/ferkit/weights/shipped.py: "
-          f"register_shipped({name!r}, {target.name!r})  (and DEFAULT_NAME = {name!r} to make "
-          "it the default)")
+    if not args.out:
+        print(f"register it in src/ferkit/weights/shipped.py: "
+              f"register_shipped({name!r}, {target.name!r})  (and DEFAULT_NAME = {name!r} to "
+              "make it the default)")
 
 
 if __name__ == "__main__":
