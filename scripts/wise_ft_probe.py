@@ -13,11 +13,11 @@ import json
 
 import torch
 
-from ferkit.checkpoint import load_checkpoint
 from ferkit.data import open_dataset
 from ferkit.data.fer2013 import open_fer2013
 from ferkit.evaluation import evaluate
 from ferkit.training.module import _pretrained_with_options
+from ferkit.weights import load_checkpoint
 
 
 def main() -> None:
