@@ -123,7 +123,7 @@ def time_stages(rec, photos: list[Path], repeats: int) -> dict[str, float]:
         t0 = time.perf_counter()
         images = [load_image(str(p)) for p in photos]
         t1 = time.perf_counter()
-        crops = [face.crop for image in images for face in rec.detect_and_align(image)]
+        crops = [face.crop for image in images for face in rec.detect_and_align(image, color="rgb")]
         t2 = time.perf_counter()
         rec.classify_crops(crops)
         t3 = time.perf_counter()
