@@ -69,3 +69,18 @@ def ray_local():
     ensure_ray(num_cpus=2)
     yield ray
     ray.shutdown()
+
+
+def install_stand_in_explain(monkeypatch, explain_aligned, overlay_on_image) -> None:
+    """Replace ``ferkit.explain`` (and its ``visualize``) with a stand-in offering the two
+    functions the HTTP service calls, for serve tests that control explanation time/output."""
+    import sys
+    import types
+
+    module = types.ModuleType("ferkit.explain")
+    module.explain_aligned = explain_aligned
+    visualize = types.ModuleType("ferkit.explain.visualize")
+    visualize.overlay_on_image = overlay_on_image
+    module.visualize = visualize
+    monkeypatch.setitem(sys.modules, "ferkit.explain", module)
+    monkeypatch.setitem(sys.modules, "ferkit.explain.visualize", visualize)

@@ -12,7 +12,6 @@ import io
 import json
 import logging
 import socket
-import sys
 import threading
 import time
 import types
@@ -25,7 +24,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import shared_path
+from conftest import install_stand_in_explain, shared_path
 from ferkit.config import DataConfig, ModelConfig
 from ferkit.inference.results import FaceResult, ImageResult
 from ferkit.labels import CANONICAL
@@ -398,13 +397,7 @@ def stand_in_explain(monkeypatch):
         out[..., 0] = 255 if explanations else 0
         return Image.fromarray(out)
 
-    module = types.ModuleType("ferkit.explain")
-    module.explain_aligned = explain_aligned
-    visualize = types.ModuleType("ferkit.explain.visualize")
-    visualize.overlay_on_image = overlay_on_image
-    module.visualize = visualize
-    monkeypatch.setitem(sys.modules, "ferkit.explain", module)
-    monkeypatch.setitem(sys.modules, "ferkit.explain.visualize", visualize)
+    install_stand_in_explain(monkeypatch, explain_aligned, overlay_on_image)
     return calls
 
 

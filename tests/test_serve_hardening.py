@@ -29,6 +29,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import install_stand_in_explain
 from ferkit.errors import FerkitError
 from ferkit.serve import ServeSettings, create_app
 from live_server import live_server
@@ -186,7 +187,6 @@ def test_unfinished_uploads_pin_no_temp_files_and_bodies_share_a_budget(tmp_path
 @pytest.fixture
 def slow_explain(monkeypatch):
     """A stand-in ``ferkit.explain`` whose explanations take 0.05 s per face."""
-    import sys as _sys
     import types
 
     def explain_aligned(recognizer, aligned, *, method="gradcam", target=None):
@@ -197,13 +197,7 @@ def slow_explain(monkeypatch):
     def overlay_on_image(image, explanations, map_name=None, color=None):
         return Image.fromarray(np.asarray(image))
 
-    module = types.ModuleType("ferkit.explain")
-    module.explain_aligned = explain_aligned
-    visualize = types.ModuleType("ferkit.explain.visualize")
-    visualize.overlay_on_image = overlay_on_image
-    module.visualize = visualize
-    monkeypatch.setitem(_sys.modules, "ferkit.explain", module)
-    monkeypatch.setitem(_sys.modules, "ferkit.explain.visualize", visualize)
+    install_stand_in_explain(monkeypatch, explain_aligned, overlay_on_image)
 
 
 def test_explain_cannot_starve_predict_and_gets_503_when_full(slow_explain):

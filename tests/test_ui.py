@@ -50,12 +50,17 @@ def test_ferkit_ui_command_launches_the_app(monkeypatch):
                       "allow_paths": True}]
 
 
-def test_streamlit_app_starts_and_answers_health(tmp_path):
-    pytest.importorskip("streamlit", reason="pip install 'ferkit[ui]'")
-    port = _free_port()
+def _ui_process_setup(tmp_path):
+    """A free port, the environment (this ferkit, a private HOME, offline) and a log file
+    for a Streamlit process started by a test."""
     env = {**os.environ, "PYTHONPATH": str(Path(ferkit.__file__).resolve().parents[1]),
            "HOME": str(tmp_path), "HF_HUB_OFFLINE": "1"}
-    log = (tmp_path / "ui.log").open("w+b")
+    return _free_port(), env, (tmp_path / "ui.log").open("w+b")
+
+
+def test_streamlit_app_starts_and_answers_health(tmp_path):
+    pytest.importorskip("streamlit", reason="pip install 'ferkit[ui]'")
+    port, env, log = _ui_process_setup(tmp_path)
     # The command `ferkit ui` runs; its own session, so the whole group stops after.
     proc = subprocess.Popen(streamlit_command(port=port), env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
@@ -211,10 +216,7 @@ def test_unexpected_errors_show_no_details(tiny_checkpoint, monkeypatch, tmp_pat
 def test_sigterm_to_ferkit_ui_stops_streamlit(tmp_path):
     """`kill PID` of `ferkit ui` (a service manager stopping it) stops Streamlit too."""
     pytest.importorskip("streamlit", reason="pip install 'ferkit[ui]'")
-    port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(Path(ferkit.__file__).resolve().parents[1]),
-           "HOME": str(tmp_path), "HF_HUB_OFFLINE": "1"}
-    log = (tmp_path / "ui.log").open("w+b")
+    port, env, log = _ui_process_setup(tmp_path)
     # What `ferkit ui --port P` runs, without the CLI's imports (which take ~15 s more on a
     # loaded 2-core machine): the same launcher process, the same Streamlit child.
     launcher = f"import sys; from ferkit.ui import launch; sys.exit(launch(port={port}))"
