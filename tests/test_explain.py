@@ -20,6 +20,7 @@ from ferkit.explain import (
     ExpressionTarget,
     GradCAM,
     crop_to_image,
+    default_target_layer,
     explain,
     explain_tensor,
     image_to_crop,
@@ -144,6 +145,25 @@ def test_gradcam_maps_are_normalised_and_hooks_released():
         top = cam(x)
     assert len(layer._forward_hooks) == 0
     assert top.target_index == r.probs.argmax(1).tolist()
+
+
+@pytest.mark.parametrize(("input_size", "options", "stage"), [
+    ((1, 48, 48), {}, 5),                       # layer4 2x2, layer3 3x3 -> layer2 6x6
+    ((3, 112, 112), {}, 6),                     # layer4 4x4 -> layer3 7x7
+    ((3, 224, 224), {}, 7),                     # layer4 7x7
+    ((1, 48, 48), {"output_stride": 8}, 7),     # dilated: layer4 is 6x6 already
+    ((1, 16, 16), {}, 7),                       # nothing reaches 6x6 -> the deepest
+])
+def test_default_cam_layer_is_the_deepest_with_6x6_cells(input_size, options, stage):
+    model = ferkit.create_model("dsan", input_size=input_size, **options).train()
+    assert default_target_layer(model) is model.features[stage]
+    assert model.training  # the probe's forward pass leaves the mode as it was
+    x = torch.randn(2, *input_size)
+    maps = explain_tensor(model, x, method="gradcam++").maps["gradcam++"]
+    assert maps.shape == (2, *input_size[1:])
+    # An explicit layer still wins.
+    with GradCAM(model, "features.7") as cam:
+        assert cam.target_layer is model.features[7]
 
 
 def test_errors_in_with_block_propagate_and_bad_targets_are_clear():

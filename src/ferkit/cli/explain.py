@@ -36,7 +36,8 @@ def register(app: typer.Typer) -> None:
             "--target", help="expression to explain, e.g. happy (default: the top class)")
         ] = None,
         layer: Annotated[str | None, typer.Option(
-            "--layer", help="CAM layer by dotted module name (default: the architecture's)")
+            "--layer", help="CAM layer by dotted module name (default: the deepest whose map "
+            "has at least 6x6 cells)")
         ] = None,
         out: Annotated[Path | None, typer.Option(
             "--out", "-o", help="figure file; with several faces _face1, _face2 … are added "

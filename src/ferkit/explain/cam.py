@@ -33,13 +33,38 @@ import torch
 from torch import Tensor, nn
 
 from ferkit.calibration import model_temperature
+from ferkit.config import find_config
 from ferkit.errors import FerkitError
 from ferkit.explain.base import BatchExplanation, Explainer, target_indices
 from ferkit.models.output import LogitsOnly
 
+#: A map coarser than this many cells a side cannot say which part of a face mattered (the
+#: 48 px DSAN's last map is 2x2); the default layer is the deepest with at least this many.
+MIN_CAM_CELLS = 6
+
 
 def default_target_layer(model: nn.Module) -> nn.Module:
-    """``model.default_cam_layer()`` when the architecture declares one, else its last Conv2d."""
+    """The layer CAM explainers hook when none is given.
+
+    When the architecture lists candidates (``model.cam_layers()``, deepest first) and the
+    model's config gives its input size, the deepest candidate whose map has at least
+    :data:`MIN_CAM_CELLS` cells a side at that size (measured with one forward pass of a
+    blank input); if none has, the deepest.  Otherwise ``model.default_cam_layer()`` when the
+    architecture declares one, else its last Conv2d.
+    """
+    candidates = getattr(model, "cam_layers", None)
+    if callable(candidates):
+        layers = list(candidates())
+        if not layers or not all(isinstance(layer, nn.Module) for layer in layers):
+            raise FerkitError(f"{type(model).__name__}.cam_layers() must return a non-empty "
+                              "list of nn.Modules")
+        cfg = find_config(model)
+        if cfg is not None and len(layers) > 1:
+            sides = _map_sides(model, layers, cfg.data.input_size)
+            for layer, side in zip(layers, sides, strict=True):
+                if side >= MIN_CAM_CELLS:
+                    return layer
+        return layers[0]
     declared = getattr(model, "default_cam_layer", None)
     if callable(declared):
         layer = declared()
@@ -52,6 +77,33 @@ def default_target_layer(model: nn.Module) -> nn.Module:
         raise FerkitError(f"{type(model).__name__} has no Conv2d layer for Grad-CAM; pass "
                           "target_layer= (a module or its dotted name)")
     return convs[-1]
+
+
+def _map_sides(model: nn.Module, layers: list[nn.Module],
+               input_size: tuple[int, int, int]) -> list[int]:
+    """The shorter side of each layer's output map for one blank input of ``input_size``
+    (0 for a layer that did not run or gave no map)."""
+    sides = [0] * len(layers)
+
+    def recorder(i: int):
+        def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
+            if isinstance(output, Tensor) and output.ndim == 4:
+                sides[i] = min(output.shape[-2:])
+        return hook
+
+    handles = [layer.register_forward_hook(recorder(i)) for i, layer in enumerate(layers)]
+    was_training = model.training
+    try:
+        parameter = next(model.parameters(), None)
+        device = parameter.device if parameter is not None else torch.device("cpu")
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(1, *input_size, device=device))
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    return sides
 
 
 def resolve_layer(model: nn.Module, layer: nn.Module | str | None) -> nn.Module:

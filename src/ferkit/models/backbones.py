@@ -62,6 +62,12 @@ def resnet18_trunk(in_chans: int = 3, *, stem_pool: bool = True,
     return nn.Sequential(*list(net.children())[:-2])
 
 
+def trunk_stages(trunk: nn.Sequential) -> list[nn.Module]:
+    """The four residual stages of a :func:`resnet18_trunk`, deepest first (``layer4`` …
+    ``layer1``): the layers a CAM can hook, from the coarsest map to the finest."""
+    return [trunk[i] for i in (7, 6, 5, 4)]
+
+
 def _dilate(conv: nn.Conv2d, dilation: int) -> None:
     """Make a 3x3 convolution stride 1 with ``dilation`` (and the padding that keeps size)."""
     conv.stride, conv.dilation, conv.padding = (1, 1), (dilation, dilation), (dilation, dilation)
@@ -172,6 +178,11 @@ class TimmBackbone(nn.Module):
         """The module producing the final map (timm's last ``feature_info`` entry): Grad-CAM's
         default target layer."""
         return self.body.get_submodule(self.body.feature_info[-1]["module"])
+
+    def stages(self) -> list[nn.Module]:
+        """Every module timm lists in ``feature_info``, deepest first (CAM candidates)."""
+        info = self.body.feature_info
+        return [self.body.get_submodule(info[i]["module"]) for i in reversed(range(len(info)))]
 
     def forward(self, x: Tensor) -> Tensor:
         features = self.body.forward_features(x)

@@ -30,7 +30,9 @@ class FERModel(Protocol):
     Methods:
         ``model(x)``: ``(B, C, H, W)`` normalised crops -> :class:`FEROutput` (``logits``
         always; ``embedding``, ``feature_map`` and ``attention`` where the architecture has
-        them).  ``default_cam_layer()``: the module CAM explainers hook by default.
+        them).  ``default_cam_layer()``: the module CAM explainers hook by default; optionally
+        ``cam_layers()``: candidates deepest first, of which explainers take the deepest
+        with a map of at least 6x6 cells.
 
     Example:
         >>> import ferkit

@@ -49,7 +49,7 @@ from torch import Tensor, nn
 
 from ferkit.config import IMAGENET_DATA
 from ferkit.errors import FerkitError
-from ferkit.models.backbones import RESNET18_CHANNELS, resnet18_trunk
+from ferkit.models.backbones import RESNET18_CHANNELS, resnet18_trunk, trunk_stages
 from ferkit.models.convert import strip_prefix, unwrap
 from ferkit.models.output import FEROutput
 from ferkit.models.registry import register_model
@@ -149,6 +149,11 @@ class DACL(nn.Module):
 
     def default_cam_layer(self) -> nn.Module:
         return self.features[-1]
+
+    def cam_layers(self) -> list[nn.Module]:
+        """CAM candidates, deepest first: explainers hook the deepest whose map has enough
+        cells at the model's input size (:func:`ferkit.explain.cam.default_target_layer`)."""
+        return trunk_stages(self.features)
 
 
 def checkpoint_filter(raw: dict[str, Any]) -> dict[str, Tensor]:

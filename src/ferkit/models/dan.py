@@ -58,6 +58,7 @@ from ferkit.models.backbones import (
     TimmBackbone,
     load_resnet18_trunk_weights,
     resnet18_trunk,
+    trunk_stages,
 )
 from ferkit.models.convert import strip_prefix, unwrap
 from ferkit.models.output import FEROutput
@@ -241,6 +242,13 @@ class DAN(nn.Module):
         if isinstance(self.features, TimmBackbone):
             return self.features.last_stage()
         return self.features[-1]
+
+    def cam_layers(self) -> list[nn.Module]:
+        """CAM candidates, deepest first: explainers hook the deepest whose map has enough
+        cells at the model's input size (:func:`ferkit.explain.cam.default_target_layer`)."""
+        if isinstance(self.features, TimmBackbone):
+            return self.features.stages()
+        return trunk_stages(self.features)
 
 
 _REFERENCE_HEAD = re.compile(r"^cat_head(\d+)\.")
