@@ -1,0 +1,69 @@
+"""Ensemble probe: average the log-probabilities of several checkpoints (equal weights) and
+measure FER2013 PublicTest, PrivateTest and expw_dev, each model alone and the ensemble,
+with and without flip TTA (accuracy, mean class accuracy, in percent; fp32).
+
+    python scripts/ensemble_probe.py default runs/ft1/best
+
+Tells whether distilling an ensemble of our own runs could beat the shipped model: a
+student rarely does better than its teacher.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import torch
+
+from ferkit.data import open_dataset
+from ferkit.data.fer2013 import open_fer2013
+from ferkit.evaluation import model_inputs, predict_logits
+from ferkit.weights import load_checkpoint
+
+
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def _scores(log_probs: np.ndarray, labels: np.ndarray) -> list[float]:
+    predicted = log_probs.argmax(axis=1)
+    recalls = [(predicted[labels == c] == c).mean() for c in np.unique(labels)]
+    return [round(100 * float((predicted == labels).mean()), 2),
+            round(100 * float(np.mean(recalls)), 2)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoints", nargs="+", help="shipped names or run folders")
+    parser.add_argument("--fer2013", default="../shared/data/fer2013/fer2013.csv.gz")
+    parser.add_argument("--expw", default="../shared/data/expw_dev")
+    args = parser.parse_args()
+    if len(args.checkpoints) < 2:
+        parser.error("an ensemble needs at least two checkpoints")
+    torch.set_num_threads(2)
+    models = [load_checkpoint(name).eval() for name in args.checkpoints]
+    names = [m.ferkit_config.label_names for m in models]
+    if any(n != names[0] for n in names):
+        raise SystemExit(f"the checkpoints' classes differ: {names}")
+    sets = {"publictest": open_fer2013(args.fer2013, split="val"),
+            "privatetest": open_fer2013(args.fer2013, split="test"),
+            "expw_dev": open_dataset(args.expw, split="test")}
+    rows: dict[str, dict[str, list[float]]] = {}
+    for set_name, dataset in sets.items():
+        log_probs = []
+        for model in models:  # each model gets its own input pipeline
+            data, labels, _ = model_inputs(model, dataset)
+            log_probs.append(_log_softmax(predict_logits(model, data, batch_size=256,
+                                                         tta="flip")))
+        for name, lp in [*zip(args.checkpoints, log_probs, strict=True),
+                         ("ensemble", np.mean(log_probs, axis=0))]:
+            rows.setdefault(name, {})[set_name] = _scores(lp[0], labels)
+            rows[name][set_name + "_tta_flip"] = _scores(lp.mean(axis=0), labels)
+    for name, row in rows.items():
+        print(json.dumps({"model": name, **row}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
