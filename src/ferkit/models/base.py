@@ -30,9 +30,10 @@ class FERModel(Protocol):
     Methods:
         ``model(x)``: ``(B, C, H, W)`` normalised crops -> :class:`FEROutput` (``logits``
         always; ``embedding``, ``feature_map`` and ``attention`` where the architecture has
-        them).  ``default_cam_layer()``: the module CAM explainers hook by default; optionally
-        ``cam_layers()``: candidates deepest first, of which explainers take the deepest
-        with a map of at least 6x6 cells.
+        them).  ``default_cam_layer()``: the layer that makes the final feature map, which CAM
+        explainers hook by default; architectures may also list ``cam_layers()``
+        (candidates, deepest first), and explainers then hook the deepest whose map has at
+        least 6x6 cells at the model's input size.
 
     Example:
         >>> import ferkit
