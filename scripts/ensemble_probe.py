@@ -18,20 +18,13 @@ import torch
 
 from ferkit.data import open_dataset
 from ferkit.data.fer2013 import open_fer2013
-from ferkit.evaluation import model_inputs, predict_logits
+from ferkit.evaluation import compute_metrics, model_inputs, predict_logits
 from ferkit.weights import load_checkpoint
 
 
-def _log_softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
-
-
-def _scores(log_probs: np.ndarray, labels: np.ndarray) -> list[float]:
-    predicted = log_probs.argmax(axis=1)
-    recalls = [(predicted[labels == c] == c).mean() for c in np.unique(labels)]
-    return [round(100 * float((predicted == labels).mean()), 2),
-            round(100 * float(np.mean(recalls)), 2)]
+def _scores(log_probs: np.ndarray, labels: np.ndarray, label_names) -> list[float]:
+    report = compute_metrics(labels, log_probs.argmax(axis=1), label_names=label_names)
+    return [round(100 * report.accuracy, 2), round(100 * report.mean_class_accuracy, 2)]
 
 
 def main() -> None:
@@ -55,12 +48,12 @@ def main() -> None:
         log_probs = []
         for model in models:  # each model gets its own input pipeline
             data, labels, _ = model_inputs(model, dataset)
-            log_probs.append(_log_softmax(predict_logits(model, data, batch_size=256,
-                                                         tta="flip")))
+            logits = predict_logits(model, data, batch_size=256, tta="flip")
+            log_probs.append(torch.log_softmax(torch.from_numpy(logits), dim=-1).numpy())
         for name, lp in [*zip(args.checkpoints, log_probs, strict=True),
                          ("ensemble", np.mean(log_probs, axis=0))]:
-            rows.setdefault(name, {})[set_name] = _scores(lp[0], labels)
-            rows[name][set_name + "_tta_flip"] = _scores(lp.mean(axis=0), labels)
+            rows.setdefault(name, {})[set_name] = _scores(lp[0], labels, names[0])
+            rows[name][set_name + "_tta_flip"] = _scores(lp.mean(axis=0), labels, names[0])
     for name, row in rows.items():
         print(json.dumps({"model": name, **row}), flush=True)
 

@@ -24,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import difflib
+import weakref
 from collections.abc import Callable
 from functools import cache
 from typing import Any
@@ -41,6 +42,8 @@ from ferkit.models.output import LogitsOnly
 #: A map coarser than this many cells a side cannot say which part of a face mattered (the
 #: 48 px DSAN's last map is 2x2); the default layer is the deepest with at least this many.
 MIN_CAM_CELLS = 6
+#: model -> ((its candidate layers, input size), the layer chosen for them)
+_CHOSEN: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, nn.Module]] = weakref.WeakKeyDictionary()
 
 
 def default_target_layer(model: nn.Module) -> nn.Module:
@@ -59,12 +62,18 @@ def default_target_layer(model: nn.Module) -> nn.Module:
             raise FerkitError(f"{type(model).__name__}.cam_layers() must return a non-empty "
                               "list of nn.Modules")
         cfg = find_config(model)
-        if cfg is not None and len(layers) > 1:
+        if cfg is None or len(layers) == 1:
+            return layers[0]
+        # Map sizes depend only on the architecture and the input size: measure them once
+        # per model, not on every explainer (the server makes one per request).
+        key = (tuple(id(layer) for layer in layers), tuple(cfg.data.input_size))
+        cached = _CHOSEN.get(model)
+        if cached is None or cached[0] != key:
             sides = _map_sides(model, layers, cfg.data.input_size)
-            for layer, side in zip(layers, sides, strict=True):
-                if side >= MIN_CAM_CELLS:
-                    return layer
-        return layers[0]
+            chosen = next((layer for layer, side in zip(layers, sides, strict=True)
+                           if side >= MIN_CAM_CELLS), layers[0])
+            cached = _CHOSEN[model] = (key, chosen)
+        return cached[1]
     declared = getattr(model, "default_cam_layer", None)
     if callable(declared):
         layer = declared()
