@@ -158,6 +158,11 @@ def test_default_cam_layer_is_the_deepest_with_6x6_cells(input_size, options, st
     model = ferkit.create_model("dsan", input_size=input_size, **options).train()
     assert default_target_layer(model) is model.features[stage]
     assert model.training  # the probe's forward pass leaves the mode as it was
+    calls = []
+    handle = model.register_forward_hook(lambda *_: calls.append(1))
+    assert default_target_layer(model) is model.features[stage]
+    handle.remove()
+    assert calls == []  # measured once per model, not once per explainer
     x = torch.randn(2, *input_size)
     maps = explain_tensor(model, x, method="gradcam++").maps["gradcam++"]
     assert maps.shape == (2, *input_size[1:])
