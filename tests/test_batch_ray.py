@@ -148,6 +148,33 @@ def test_predict_dataset_composes_with_ray_data(ray_local, tiny_checkpoint):
         predict_dataset(ray_local.data.from_items([{"path": "x.jpg"}]))
 
 
+def test_an_onnx_file_is_a_batch_model(ray_local, tiny_checkpoint, tmp_path):
+    """`ferkit export` output (here fp32; --int8 files are the same kind) runs in the actors,
+    versioned by the file's hash, with the Recognizer's own numbers."""
+    pytest.importorskip("onnxruntime")
+    import ferkit
+    from ferkit.batch import predict_dataset
+    from ferkit.batch.pipeline import ModelRef
+    from ferkit.export import export_onnx
+    from ferkit.inference.io import load_image
+
+    onnx_file = export_onnx(tiny_checkpoint, tmp_path / "tiny.onnx", exporter="torchscript").path
+    ref = ModelRef.resolve(str(onnx_file))
+    assert ref.config == ferkit.load_checkpoint(tiny_checkpoint).ferkit_config
+    assert len(ref.version) == 12 and ref.directory == onnx_file
+    crops = sorted(shared_path("expw_dev", "images").glob("*.jpg"))[:4]
+    ds = ray_local.data.from_items([{"source": str(p)} for p in crops])
+    rows = predict_dataset(ds, model=str(onnx_file), detect=False).take_all()
+    recognizer = ferkit.Recognizer.from_pretrained(str(onnx_file))
+    assert sorted(r["source"] for r in rows) == [str(p) for p in crops]
+    for row in rows:
+        assert row["error"] is None and row["model_version"] == ref.version
+        face = recognizer(load_image(row["source"]), detect=False, color="rgb").faces[0]
+        assert row["label"] == face.label
+        assert [row[f"p_{n}"] for n in face.probs] == pytest.approx(
+            list(face.probs.values()), abs=2e-6)
+
+
 @pytest.mark.slow  # ~20 s on a busy 2-core machine: video is not on the CI's critical path
 def test_videos_get_tracked_per_frame_rows(ray_local, tiny_checkpoint, tmp_path):
     import cv2

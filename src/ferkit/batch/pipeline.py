@@ -44,7 +44,9 @@ IMAGES_PER_ACTOR_BATCH = 32
 class ModelRef:
     """A checkpoint as batch jobs name it: ``name`` as given (``default`` resolved to the
     shipped model's name) and ``version``, the first 12 hex digits of a SHA-256 over its
-    ``config.json`` and weights (so a re-calibrated or retrained model gets a new version)."""
+    ``config.json`` and weights (so a re-calibrated or retrained model gets a new version).
+    An ``.onnx`` file from ``ferkit export`` (e.g. ``--int8``) works too: ``directory`` is
+    then the file and ``version`` hashes it."""
 
     name: str
     version: str
@@ -60,6 +62,18 @@ class ModelRef:
         from ferkit.errors import CheckpointError
         from ferkit.weights import find_shipped, resolve_checkpoint_dir
 
+        if str(name_or_path).lower().endswith(".onnx"):
+            from ferkit.export import read_onnx_config
+
+            path = Path(name_or_path)
+            config = read_onnx_config(path)  # a missing or foreign file fails here
+            file_hash = hashlib.sha256()
+            with path.open("rb") as handle:
+                for chunk in iter(lambda h=handle: h.read(1 << 20), b""):
+                    file_hash.update(chunk)
+            return cls(name=str(name_or_path), version=file_hash.hexdigest()[:12],
+                       directory=path,
+                       config=config, spec=str(path.resolve()))
         shipped = find_shipped(str(name_or_path))
         if name_or_path == "default" and shipped is None:
             raise CheckpointError("no default model ships with this ferkit install; pass "

@@ -16,7 +16,8 @@ from ferkit.errors import FerkitError
 DeviceOpt = Annotated[str, typer.Option("--device", help=DEVICE_HELP)]
 ModelOpt = Annotated[str, typer.Option(
     "--model", "-m", help="'default' (the shipped model), a model name from `ferkit models "
-    "list`, or a checkpoint directory")]
+    "list`, a checkpoint directory, or an .onnx file from `ferkit export` (runs on ONNX "
+    "Runtime)")]
 BackendOpt = Annotated[str, typer.Option(
     "--backend", help="torch; onnx (ONNX Runtime: exports the model once into ~/.cache/ferkit); "
     "or auto (on CPU: times both once per set of weights and keeps the faster, worth it for "

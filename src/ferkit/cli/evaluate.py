@@ -84,6 +84,18 @@ def _open(data: str, data_format: str | None, split: str, options: list[str] | N
         return open_split({"format": data_format, "source": data, "options": parsed}, split)
 
 
+def _load(checkpoint: str, device):
+    """A checkpoint, or an ``.onnx`` file from ``ferkit export`` (fp32 or int8) run on ONNX
+    Runtime, measured by the same evaluation code."""
+    if checkpoint.lower().endswith(".onnx"):
+        from ferkit.inference.backends import OnnxModule
+
+        return OnnxModule(checkpoint)
+    from ferkit.weights import load_checkpoint
+
+    return load_checkpoint(checkpoint, map_location=device)
+
+
 def _check_temperature(temperature: float | None) -> None:
     from ferkit.errors import FerkitError
 
@@ -96,7 +108,9 @@ def register(app: typer.Typer) -> None:
     @app.command()
     @with_evaluation_data
     def evaluate(
-        checkpoint: Annotated[str, typer.Argument(help="checkpoint dir (RUN/best) or 'default'")],
+        checkpoint: Annotated[str, typer.Argument(
+            help="checkpoint dir (RUN/best), 'default', or an .onnx file from `ferkit export` "
+            "(e.g. --int8; runs on ONNX Runtime)")],
         evaluation: EvaluationData,
         json_out: Annotated[Path | None, typer.Option(
             "--json", help="write the JSON report")] = None,
@@ -130,14 +144,13 @@ def register(app: typer.Typer) -> None:
         from ferkit.devices import resolve_device
         from ferkit.evaluation import evaluate as run_evaluation
         from ferkit.progress import progress_display
-        from ferkit.weights import load_checkpoint
 
         check_choice(format)
         _check_temperature(temperature)
         # An unavailable device fails before the model loads.
         device = resolve_device(evaluation.device)
         with progress_display(quiet=quiet):
-            model = load_checkpoint(checkpoint, map_location=device)
+            model = _load(checkpoint, device)
             dataset = _open(evaluation.data, evaluation.data_format, evaluation.split, option)
             report = run_evaluation(model, dataset, batch_size=evaluation.batch_size,
                                     tta=evaluation.tta, device=device,

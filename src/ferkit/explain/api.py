@@ -164,6 +164,11 @@ def explain_aligned(recognizer: Any, aligned: Sequence[Any], *, method: str = "g
     Lets a caller explain a crowded photo a few faces at a time (the HTTP service does,
     so that predictions run between the steps); each face's result is the same.
     """
+    if getattr(recognizer, "model", None) is None:
+        raise FerkitError(
+            "explanations need the PyTorch model, and this Recognizer runs an ONNX file; "
+            "explain with the checkpoint it was exported from (e.g. --model default or a "
+            "checkpoint directory)")
     if not aligned:
         return []
     batch = torch.from_numpy(recognizer.preprocess([face.crop for face in aligned]))

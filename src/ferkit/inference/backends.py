@@ -162,6 +162,29 @@ class OnnxBackend:
         return self.session.run([self._output], {self._input: x})[0]
 
 
+class OnnxModule(nn.Module):
+    """An ONNX file as a (forward-only) PyTorch module, for code that reads
+    ``model(x).logits``: evaluation measures an exported or int8 file exactly as it measures
+    a checkpoint.
+
+    ``forward`` runs the graph on ONNX Runtime (CPU) and returns a
+    :class:`~ferkit.models.output.FEROutput` whose logits are the graph's times the stored
+    temperature, i.e. before calibration, as a checkpoint's are.  No gradients, no
+    attention maps.
+    """
+
+    def __init__(self, onnx_path: str | Path, *, threads: int | None = None) -> None:
+        super().__init__()
+        self.backend = OnnxBackend(onnx_path, threads=threads)
+        self.ferkit_config: ModelConfig = self.backend.config
+
+    def forward(self, x: torch.Tensor):
+        from ferkit.models.output import FEROutput
+
+        logits = self.backend(x.detach().float().cpu().numpy())
+        return FEROutput(logits=torch.from_numpy(logits * self.ferkit_config.temperature))
+
+
 def create_backend(model: nn.Module, *, kind: str = "auto",
                    device: str | torch.device = "cpu",
                    cache_dir: str | Path | None = None) -> ClassifierBackend:
@@ -251,6 +274,15 @@ def onnxruntime_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def onnx_cuda_available() -> bool:
+    """Whether ONNX Runtime here can run on a CUDA GPU (onnxruntime-gpu)."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return False
+    return "CUDAExecutionProvider" in onnxruntime.get_available_providers()
 
 
 def measure_backend(backend: ClassifierBackend, *, batch_size: int = 8, repeats: int = 3,

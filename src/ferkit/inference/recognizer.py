@@ -35,6 +35,7 @@ from ferkit.config import DataConfig, ModelConfig, config_of
 from ferkit.errors import CheckpointError, FerkitError, InputError
 from ferkit.faces.align import AlignedFace, align_face, whole_image_face
 from ferkit.faces.base import Detection, FaceDetector, create_detector
+from ferkit.inference.backends import ClassifierBackend
 from ferkit.inference.io import ImageSource, describe_source, load_image
 from ferkit.inference.results import FaceResult, ImageResult, ranked
 
@@ -46,7 +47,11 @@ class Recognizer:
 
     Args:
         model: a model built by :func:`ferkit.create_model` / :func:`ferkit.load_checkpoint`
-            (it carries ``ferkit_config``: classes, input size, normalisation, alignment).
+            (it carries ``ferkit_config``: classes, input size, normalisation, alignment),
+            or a ready classifier backend such as
+            ``OnnxBackend("model.onnx")`` (:mod:`ferkit.inference.backends`), which brings
+            its own config; such a Recognizer has no PyTorch model (``model`` is ``None``),
+            so it predicts but cannot explain.
         detector: a detector name (``"retinaface"``, ``"haar"``) or object with
             ``detect(image) -> list[Detection]``; built on first use.
         device: where the PyTorch backend runs: ``"auto"`` (a CUDA GPU when there is one,
@@ -68,21 +73,30 @@ class Recognizer:
         (1, 1.0)
     """
 
-    def __init__(self, model: nn.Module, *, detector: str | FaceDetector = "retinaface",
+    def __init__(self, model: nn.Module | ClassifierBackend, *,
+                 detector: str | FaceDetector = "retinaface",
                  device: str | torch.device = "auto", backend: str = "torch",
                  batch_size: int = 32, detector_options: dict[str, Any] | None = None) -> None:
         from ferkit.data.transforms import eval_transform
         from ferkit.devices import resolve_device
         from ferkit.inference.backends import create_backend
 
-        config = config_of(model, "Recognizer")
         if batch_size < 1:
             raise FerkitError(f"batch_size must be at least 1, got {batch_size}")
-        self.model = model.eval()
-        self.config: ModelConfig = config
-        self.backend = create_backend(model, kind=backend, device=resolve_device(device))
+        self.model: nn.Module | None
+        if isinstance(model, nn.Module):
+            self.config: ModelConfig = config_of(model, "Recognizer")
+            self.model = model.eval()
+            self.backend = create_backend(model, kind=backend, device=resolve_device(device))
+        elif isinstance(getattr(model, "config", None), ModelConfig) and callable(model):
+            self.config, self.model, self.backend = model.config, None, model
+        else:
+            raise FerkitError(
+                f"Recognizer needs a ferkit model or a classifier backend, got "
+                f"{type(model).__name__}; load one with ferkit.load_checkpoint(...) or "
+                "Recognizer.from_pretrained(...)")
         self.batch_size = batch_size
-        self.transform = eval_transform(config.data)
+        self.transform = eval_transform(self.config.data)
         self._detector_spec = detector
         self._detector_options = dict(detector_options or {})
         self._detector: FaceDetector | None = None if isinstance(detector, str) else detector
@@ -96,7 +110,9 @@ class Recognizer:
 
         Args:
             name_or_path: ``"default"`` (the model shipped with ferkit), another shipped
-                name (``ferkit models list``), or a checkpoint directory / file.
+                name (``ferkit models list``), a checkpoint directory / file, or an
+                ``.onnx`` file written by ``ferkit export`` (fp32 or ``--int8``), which runs
+                on ONNX Runtime whatever ``backend`` says and cannot be explained.
             device, detector, backend, batch_size: as for :class:`Recognizer`.
             **detector_options: e.g. ``score_threshold=0.8`` for the detector.
 
@@ -107,6 +123,7 @@ class Recognizer:
         from ferkit.devices import resolve_device
         from ferkit.weights import load_checkpoint, shipped_weights_dir
 
+        requested = device
         device = resolve_device(device)  # a missing GPU fails before the weights are read
         if name_or_path == "default" and shipped_weights_dir("default") is None:
             raise CheckpointError(
@@ -115,6 +132,13 @@ class Recognizer:
                 "directory (one written by ferkit.save_checkpoint or `ferkit train`), e.g. "
                 "Recognizer.from_pretrained('runs/dan/best') or `ferkit predict --model DIR`"
             )
+        if str(name_or_path).lower().endswith(".onnx"):
+            from ferkit.inference.backends import OnnxBackend, onnx_cuda_available
+
+            if requested == "auto" and not onnx_cuda_available():
+                device = torch.device("cpu")  # "auto" never asks for onnxruntime-gpu
+            return cls(OnnxBackend(name_or_path, device=device), detector=detector,
+                       batch_size=batch_size, detector_options=detector_options)
         model = load_checkpoint(name_or_path, map_location="cpu")
         return cls(model, detector=detector, device=device, backend=backend,
                    batch_size=batch_size, detector_options=detector_options)
