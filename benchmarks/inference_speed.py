@@ -170,6 +170,9 @@ def main() -> None:
     parser.add_argument("--compare", help="a second checkpoint (e.g. the previous default) "
                         "timed in the same run, interleaved: its classifier rows and its "
                         "batched ONNX pipeline are labelled 'compare'")
+    parser.add_argument("--int8-calibration", help="also time the model's int8 ONNX file "
+                        "(ferkit.quantize), calibrated on this dataset's training faces, "
+                        "e.g. ../shared/data/fer2013/fer2013.csv.gz")
     args = parser.parse_args()
 
     import ferkit
@@ -196,6 +199,13 @@ def main() -> None:
                              f"the model's {tuple(shape)}")
         other_onnx = OnnxBackend(other, threads=args.threads, cache_dir=cache)
         backends.update({"compare torch": TorchBackend(other), "compare onnx": other_onnx})
+    int8 = None
+    if args.int8_calibration:
+        from ferkit.quantize import quantize_onnx
+
+        int8 = quantize_onnx(model, Path(cache) / "int8.onnx", args.int8_calibration,
+                             exporter="torchscript")
+        backends["int8 onnx"] = OnnxBackend(int8.path, threads=args.threads)
     classifier = time_classifier(backends, shape, batch_sizes, args.repeats)
 
     photos = sorted(args.photos.glob("*.jpg"))
@@ -211,6 +221,9 @@ def main() -> None:
         compare = ferkit.Recognizer(other, detector=detector, backend="onnx")
         compare.backend = other_onnx
         recognizers["compare onnx, batched"] = compare
+    if int8 is not None:
+        recognizers["ferkit onnx int8, batched"] = ferkit.Recognizer(
+            backends["int8 onnx"], detector=detector)
     speed, boxes, passes = time_end_to_end(recognizers, photos, args.repeats)
     stages = time_stages(recognizers["ferkit onnx"], photos, args.repeats)
     fer = run_fer(args.fer_python, photos, args.repeats) if args.fer_python else None
@@ -239,6 +252,14 @@ def main() -> None:
             ct, co = classifier["compare torch"][b], classifier["compare onnx"][b]
             row += f" {ct:.1f} | {co:.1f} | {o / co:.2f}x |"
         print(row)
+    if int8 is not None:
+        print(f"\n## int8 ONNX ({int8.quantized_convs} of {int8.total_convs} convolutions; "
+              f"calibrated on {int8.calibration_samples} faces of {int8.calibration}; top-1 "
+              f"agreement with fp32 {int8.top1_agreement:.2%} on {int8.check_samples} others)\n")
+        print("| batch | ONNX fp32 | ONNX int8 | int8 / fp32 |\n|---:|---:|---:|---:|")
+        for b in batch_sizes:
+            o, q = classifier["onnx"][b], classifier["int8 onnx"][b]
+            print(f"| {b} | {o:.1f} | {q:.1f} | {q / o:.2f}x |")
     print(f"\n## End to end: {len(photos)} photos ({args.photos.name}), load + detect + align "
           f"+ classify, photos/s (median of {args.repeats} passes)\n")
     print("| pipeline | photos/s | recall IoU>=0.5 | recall IoU>=0.4 | unmatched | dogs.jpg |")
@@ -263,6 +284,7 @@ def main() -> None:
             "seconds_per_pass": passes, "stages_s": stages, "detection": scores,
             "export_s": export_s, "load_avg": [load_start[0], load_end[0]],
             "compare": args.compare,
+            "int8": None if int8 is None else int8.to_dict(),
         }, indent=2))
 
 

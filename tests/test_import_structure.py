@@ -35,7 +35,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("faces", ("ferkit.faces",)),
     ("data", ("ferkit.data",)),
     ("losses", ("ferkit.losses",)),
-    ("evaluation, export", ("ferkit.evaluation", "ferkit.export")),
+    ("evaluation, export", ("ferkit.evaluation", "ferkit.export", "ferkit.quantize")),
     ("training", ("ferkit.training",)),
     ("inference", ("ferkit.inference",)),
     ("explanations", ("ferkit.explain",)),
